@@ -1,0 +1,4 @@
+"""``python -m nascli <command> ...`` (used by torchrun)."""
+from nascli.cli import main
+
+main()

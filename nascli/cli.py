@@ -1,0 +1,125 @@
+"""``nas <command> [hydra overrides]``: a thin dispatcher over one Hydra primary config per command.
+
+Everything after the command goes to Hydra unchanged, so ``--help``, ``--cfg job`` and ``-m`` work
+as Hydra users expect, with two conveniences done before Hydra sees the arguments:
+  * ``arch=`` values (NB201 strings with ``~`` and ``|``, Genotype text) are quoted for Hydra's grammar;
+  * a config-group choice that does not exist fails with one line naming the valid choices.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Callable
+
+from nascli.errors import NasError
+from nascli.paths import CONF_DIR
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("nascli.commands.search:search", "train a supernet with a method and derive its architecture"),
+    "derive": ("nascli.commands.derive:derive", "re-derive an architecture from a saved search (any selection)"),
+    "evaluate": ("nascli.commands.evaluate:evaluate", "train a discrete architecture from scratch (or dry_run)"),
+    "benchmark": ("nascli.commands.benchmark:benchmark", "methods x seeds studies with baselines and reports"),
+}
+QUOTED_KEYS = ("arch",)
+_GROUP_ARG = re.compile(r"^(?:\+\+|\+)?([a-z_]+)=(.*)$")
+
+
+def usage() -> str:
+    lines = ["usage: nas <command> [hydra overrides] [--help] [--cfg job] [-m]", "", "commands:"]
+    lines += [f"  {name:<10} {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += ["", "examples:",
+              "  nas search +experiment=demo",
+              "  nas search method=darts_minus space=nb201 dataset=cifar10 seed=0",
+              "  nas derive run=outputs/search/... selection=magnitude",
+              "  nas evaluate arch='|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+              "nor_conv_3x3~1|nor_conv_3x3~2|' dry_run=true",
+              "  nas search -m seed=0,1,2,3",
+              "", "config groups: " + ", ".join(config_groups())]
+    return "\n".join(lines)
+
+
+def config_groups() -> list[str]:
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",) and not p.name.startswith("_"))
+
+
+def group_choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def quote_value(value: str) -> str:
+    """Quote a value for Hydra's override grammar unless it already is quoted."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def prepare_overrides(args: list[str]) -> list[str]:
+    """Quote arch= values and validate config-group choices (one-line error on a bad one)."""
+    groups = set(config_groups())
+    out = []
+    for arg in args:
+        m = _GROUP_ARG.match(arg)
+        if m and m.group(1) in QUOTED_KEYS:
+            key, value = arg.split("=", 1)
+            arg = f"{key}={quote_value(value)}"
+        elif m and m.group(1) in groups:
+            group, value = m.group(1), m.group(2)
+            choices = group_choices(group)
+            for choice in value.split(","):
+                if choice not in choices:
+                    raise NasError(f"unknown {group} {choice!r}; valid choices: {', '.join(choices)}")
+        out.append(arg)
+    return out
+
+
+def _load(target: str) -> Callable:
+    module, fn = target.split(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def _task(command: str):
+    fn = _load(COMMANDS[command][0])
+
+    def task(cfg):
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from nascli.commands.common import console
+        try:
+            return fn(cfg)
+        except NasError as exc:
+            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                return None  # one bad job does not stop a sweep
+            sys.exit(exc.exit_code)
+
+    return task
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        rest = prepare_overrides(rest)
+    except NasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    import hydra
+
+    sys.argv = [f"nas-{command}"] + rest
+    hydra.main(version_base=None, config_path=str(CONF_DIR), config_name=command)(_task(command))()
+
+
+if __name__ == "__main__":
+    main()

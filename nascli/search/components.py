@@ -1,0 +1,58 @@
+"""Components: method parts with schedules (DARTS- beta, ...), orthogonal to mixer and optimizer.
+
+A component owns its state and exposes ``state_dict()``; the search engine calls
+``on_epoch_start`` / ``on_step_end`` and checkpoints every component with the run.
+A method yaml lists its components as ``method.components: [{name: ..., <options>}]``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from nascli.registry import Registry
+
+COMPONENTS: Registry[type["Component"]] = Registry("component")
+
+
+class Component:
+    """Base component: no-op hooks, no state."""
+
+    def __init__(self, supernet, optimizer, **options: Any):
+        self.supernet = supernet
+        self.optimizer = optimizer
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Called before the first step of every epoch (also after a resume)."""
+
+    def on_step_end(self, epoch: int, step: int) -> None:
+        """Called after every search step."""
+
+    def values(self) -> dict[str, float]:
+        """Schedule values logged in metrics.jsonl."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def build_components(specs, supernet, optimizer) -> list[Component]:
+    """Instantiate ``[{name: ..., **options}, ...]`` from the method config."""
+    _load_all()
+    out = []
+    for spec in specs or []:
+        spec = dict(spec)
+        out.append(COMPONENTS.get(spec.pop("name"))(supernet, optimizer, **spec))
+    return out
+
+
+def _load_all() -> None:
+    """Import the modules that register components."""
+    import importlib
+    import pkgutil
+
+    import nascli.search.regularizers as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")

@@ -1,0 +1,90 @@
+"""The search loop: epochs of optimizer steps with schedule hooks, resumable at any step.
+
+The engine knows nothing about methods: it calls the mixer's and the components' epoch hooks, the
+optimizer's step, and checkpoints all of their states together with the data streams and RNGs.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from nascli.commands.run import capture_rng, restore_rng
+
+
+class SearchEngine:
+    def __init__(self, supernet, optimizer, components: list, train_stream, arch_stream,
+                 epochs: int, steps_per_epoch: int):
+        self.net = supernet
+        self.opt = optimizer
+        self.components = components
+        self.train_stream = train_stream
+        self.arch_stream = arch_stream
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0  # the epoch in progress (or next to run)
+        self.step = 0  # steps done in that epoch
+
+    # ------------------------------------------------------------------ hooks
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.net.mixer.on_epoch_start(epoch, self.epochs)
+        self.opt.on_epoch_start(epoch, self.epochs)
+        for c in self.components:
+            c.on_epoch_start(epoch, self.epochs)
+
+    def schedule_values(self) -> dict[str, float]:
+        values = dict(self.opt.schedule_values())
+        values.update(self.net.mixer.schedule_values())
+        for c in self.components:
+            values.update(c.values())
+        return values
+
+    # ------------------------------------------------------------------ loop
+    def run_epoch(self, checkpoint: Callable[[], None] | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
+        """Run the rest of ``self.epoch`` from ``self.step``; returns timing figures. With
+        ``checkpoint_every`` > 0, ``checkpoint()`` is called every that many steps inside the epoch."""
+        self.net.train()
+        if self.step == 0:
+            self.opt.stats = type(self.opt.stats)()
+        t0 = time.perf_counter()
+        images = 0
+        while self.step < self.steps_per_epoch:
+            train_batch = self.train_stream.next()
+            arch_batch = self.arch_stream.next() if self.opt.uses_arch_batches and self.arch_stream else None
+            self.opt.step(train_batch, arch_batch)
+            images += train_batch[0].shape[0]
+            self.step += 1
+            for c in self.components:
+                c.on_step_end(self.epoch, self.step)
+            if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.steps_per_epoch:
+                checkpoint()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        return {"epoch_time_s": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "step": self.step,
+            "supernet": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "components": [c.state_dict() for c in self.components],
+            "train_stream": self.train_stream.state_dict(),
+            "arch_stream": self.arch_stream.state_dict() if self.arch_stream else None,
+            "rng": capture_rng(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["supernet"])
+        self.opt.load_state_dict(state["optimizer"])
+        for c, s in zip(self.components, state["components"]):
+            c.load_state_dict(s)
+        self.train_stream.load_state_dict(state["train_stream"])
+        if self.arch_stream is not None and state["arch_stream"] is not None:
+            self.arch_stream.load_state_dict(state["arch_stream"])
+        restore_rng(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]

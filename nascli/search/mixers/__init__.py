@@ -1,0 +1,5 @@
+"""Mixer registry; importing this package registers every mixer."""
+from nascli.search.mixers.base import MIXERS, EdgeWeights, Mixer
+from nascli.search.mixers import softmax  # noqa: F401  (registers)
+
+__all__ = ["MIXERS", "EdgeWeights", "Mixer"]

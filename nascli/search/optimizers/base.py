@@ -1,0 +1,135 @@
+"""Search optimizers: how weights w and architecture parameters alpha are updated each step.
+
+Shared pieces: SGD on w with a per-epoch cosine learning rate
+    lr_e = lr_min + (lr - lr_min) * (1 + cos(pi * e / E)) / 2,   e = 0..E-1
+(set at the start of each epoch, METHODS.md 11.9), gradient-norm clipping of w, and Adam on alpha
+(lr 3e-4, betas (0.5, 0.999), wd 1e-3 by default, METHODS.md 1.1). Architecture updates start at
+``arch_start_epoch`` (PC-DARTS warm-up: 15).
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nascli.device import autocast, frozen
+from nascli.registry import Registry
+
+SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
+    """Epoch-wise cosine annealing (CosineAnnealingLR stepped at epoch start)."""
+    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+class StepStats:
+    """On-device running sums of loss/accuracy; read (host sync) only at log points."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, prefix: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        n = torch.tensor(float(y.shape[0]), device=y.device)
+        for key, val in ((f"{prefix}_loss", loss.detach().float() * n),
+                         (f"{prefix}_correct", (logits.detach().argmax(1) == y).sum().float()),
+                         (f"{prefix}_n", n)):
+            self.sums[key] = self.sums[key] + val if key in self.sums else val
+
+    def summary(self) -> dict[str, float]:
+        out = {}
+        for prefix in sorted({k.rsplit("_", 1)[0] for k in self.sums}):
+            n = float(self.sums[f"{prefix}_n"])
+            out[f"{prefix}_loss"] = float(self.sums[f"{prefix}_loss"]) / n
+            out[f"{prefix}_acc"] = 100.0 * float(self.sums[f"{prefix}_correct"]) / n
+        return out
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.sums)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.sums = dict(state)
+
+
+class SearchOptimizer(ABC):
+    """Owns the weight optimizer (SGD) and the architecture optimizer (Adam) of one search."""
+
+    #: whether the step consumes a batch from the architecture (validation) split
+    uses_arch_batches: bool = True
+
+    def __init__(self, supernet, *, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
+                 nesterov: bool = False, weight_decay: float = 3e-4, grad_clip: float = 5.0,
+                 arch_lr: float = 3e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
+                 arch_weight_decay: float = 1e-3, arch_start_epoch: int = 0, device=None, **_: Any):
+        self.net = supernet
+        self.weights = supernet.weight_parameters()
+        self.arch = supernet.arch_parameters()
+        self.lr, self.lr_min = lr, lr_min
+        self.momentum, self.weight_decay, self.grad_clip = momentum, weight_decay, grad_clip
+        self.arch_weight_decay = arch_weight_decay
+        self.arch_start_epoch = arch_start_epoch
+        self.device = device or next(supernet.parameters()).device
+        self.w_opt = torch.optim.SGD(self.weights, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                                     weight_decay=weight_decay)
+        self.a_opt = torch.optim.Adam(self.arch, lr=arch_lr, betas=tuple(arch_betas), weight_decay=arch_weight_decay)
+        self.arch_enabled = True
+        self.stats = StepStats()
+
+    # ------------------------------------------------------------------ schedule
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        for g in self.w_opt.param_groups:
+            g["lr"] = cosine_lr(self.lr, self.lr_min, epoch, epochs)
+        self.arch_enabled = epoch >= self.arch_start_epoch
+
+    @property
+    def current_lr(self) -> float:
+        return self.w_opt.param_groups[0]["lr"]
+
+    # ------------------------------------------------------------------ pieces
+    def loss(self, batch: Batch, prefix: str | None = None) -> torch.Tensor:
+        x, y = batch
+        with autocast(self.device):
+            logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), y)
+        if prefix:
+            self.stats.add(prefix, logits, y, loss)
+        return loss
+
+    def weight_step(self, batch: Batch) -> None:
+        """SGD on w with L_train (alpha frozen), gradient norm clipped."""
+        self.w_opt.zero_grad(set_to_none=True)
+        with frozen(self.arch):
+            self.loss(batch, "train").backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
+        self.w_opt.step()
+
+    def first_order_arch_step(self, batch: Batch) -> None:
+        """Adam on alpha with g = dL_val/dalpha at the current w (w frozen)."""
+        self.a_opt.zero_grad(set_to_none=True)
+        with frozen(self.weights):
+            self.loss(batch, "val").backward()
+        self.a_opt.step()
+
+    @abstractmethod
+    def step(self, train_batch: Batch, arch_batch: Batch | None) -> None:
+        """One search step."""
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+                "arch_enabled": self.arch_enabled, "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.arch_enabled = state["arch_enabled"]
+        self.stats.load_state_dict(state["stats"])
+
+    def schedule_values(self) -> dict[str, float]:
+        return {"lr": self.current_lr, "arch_updates": float(self.arch_enabled)}

@@ -1,0 +1,1 @@
+"""Components that regularise the search (each module registers itself in COMPONENTS)."""

@@ -1,0 +1,187 @@
+"""NB201 search cells: the fast node-batched cell and the plain reference cell.
+
+Both compute, for edge e = (j -> i) and the mixer's EdgeWeights w (see search/mixers/base.py),
+
+    out_e = scale_e * shuffle(cat[sum_o w[e,o] * op_o(x_j[:C/K]), x_j[C/K:]]) + passthrough_e + beta_t * x_j
+    node_i = sum_{j<i} out_e
+
+``none`` is never computed. The fast cell batches, per source node j, the 1x1 convs of all edges
+leaving j into one conv (and likewise the 3x3 convs), shares the ReLU those convs read, and computes
+the average pool once per node (it has no parameters, and every edge leaving j reads the same x_j).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nascli.search.mixers.base import EdgeWeights
+from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
+from nascli.spaces.nb201.ops import avg_pool_3x3, channel_shuffle, op_module
+
+OP_INDEX = {name: k for k, name in enumerate(NB201_OPS)}
+NONE = OP_INDEX["none"]
+CONV_OPS = ("nor_conv_1x1", "nor_conv_3x3")
+
+
+def _outgoing(src: int) -> list[int]:
+    """Alpha rows of the edges leaving node ``src``, in destination order."""
+    return [k for k, (s, _) in enumerate(NB201_EDGES) if s == src]
+
+
+class _SearchCellBase(nn.Module):
+    def __init__(self, C: int, partial_channels: int, aux_skip: bool):
+        super().__init__()
+        if C % partial_channels:
+            raise ValueError(f"partial_channels={partial_channels} must divide C={C}")
+        self.C, self.K = C, partial_channels
+        self.c_op = C // partial_channels
+        self.aux_skip = aux_skip
+
+    def _finish_edge(self, mixed, x, e: int, w: EdgeWeights, aux_coef: torch.Tensor | None):
+        """Apply partial-channel bypass, edge scale, passthrough and the auxiliary skip to one edge."""
+        out = mixed
+        if self.K > 1:
+            if out is None:
+                out = torch.zeros_like(x[:, : self.c_op])
+            out = channel_shuffle(torch.cat([out, x[:, self.c_op:]], dim=1), self.K)
+        if w.edge_scale is not None and out is not None:
+            out = out * w.edge_scale[e]
+        if w.passthrough is not None:
+            out = w.passthrough[e] if out is None else out + w.passthrough[e]
+        if self.aux_skip and aux_coef is not None:
+            out = aux_coef * x if out is None else out + aux_coef * x
+        return out
+
+    @staticmethod
+    def _sum(terms, like: torch.Tensor) -> torch.Tensor:
+        total = None
+        for t in terms:
+            if t is None:
+                continue
+            total = t if total is None else total + t
+        if total is None:
+            return torch.zeros_like(like)
+        if not torch.is_tensor(total) or total.dim() == 0:  # only scalar passthroughs
+            return torch.zeros_like(like) + total
+        return total
+
+
+class FastSearchCell(_SearchCellBase):
+    """Node-batched NB201 search cell (see module docstring)."""
+
+    def __init__(self, C: int, track_running_stats: bool = True, partial_channels: int = 1, aux_skip: bool = False):
+        super().__init__(C, partial_channels, aux_skip)
+        c = self.c_op
+        self.conv1 = nn.ModuleList()
+        self.conv3 = nn.ModuleList()
+        self.bn1 = nn.ModuleList()
+        self.bn3 = nn.ModuleList()
+        for src in range(NUM_NODES - 1):
+            n = len(_outgoing(src))
+            self.conv1.append(nn.Conv2d(c, n * c, 1, bias=True))
+            self.conv3.append(nn.Conv2d(c, n * c, 3, padding=1, bias=True))
+            self.bn1.append(nn.BatchNorm2d(n * c, affine=False, track_running_stats=track_running_stats))
+            self.bn3.append(nn.BatchNorm2d(n * c, affine=False, track_running_stats=track_running_stats))
+        self.pool = avg_pool_3x3()
+
+    def _conv(self, src: int, kind: str, xr: torch.Tensor, locals_: list[int], n_out: int) -> dict[int, torch.Tensor]:
+        conv = (self.conv1 if kind == "nor_conv_1x1" else self.conv3)[src]
+        norm = (self.bn1 if kind == "nor_conv_1x1" else self.bn3)[src]
+        c = self.c_op
+        if len(locals_) == n_out:  # every outgoing edge needs it: one batched conv
+            y = norm(conv(xr))
+            return {k: y[:, k * c:(k + 1) * c] for k in locals_}
+        out = {}
+        for k in locals_:  # single-path: slice the weights of the edges that need this op
+            sl = slice(k * c, (k + 1) * c)
+            y = F.conv2d(xr, conv.weight[sl], conv.bias[sl], padding=conv.padding)
+            rm = norm.running_mean[sl] if norm.running_mean is not None else None
+            rv = norm.running_var[sl] if norm.running_var is not None else None
+            use_batch = norm.training or rm is None
+            if norm.training and norm.track_running_stats:
+                norm.num_batches_tracked.add_(1)
+            out[k] = F.batch_norm(y, rm, rv, None, None, use_batch, norm.momentum, norm.eps)
+        return out
+
+    def _node_outputs(self, src: int, x: torch.Tensor, w: EdgeWeights) -> dict[int, dict[int, torch.Tensor]]:
+        """op outputs (op index -> tensor) for every edge leaving ``src`` (keyed by alpha row)."""
+        rows = _outgoing(src)
+        xo = x[:, : self.c_op] if self.K > 1 else x
+        need = {e: w.ops_of(e, NONE) for e in rows}
+        outs: dict[int, dict[int, torch.Tensor]] = {e: {} for e in rows}
+        if any(OP_INDEX[k] in ops for ops in need.values() for k in CONV_OPS):
+            xr = F.relu(xo)
+            for kind in CONV_OPS:
+                o = OP_INDEX[kind]
+                locals_ = [k for k, e in enumerate(rows) if o in need[e]]
+                if locals_:
+                    for k, y in self._conv(src, kind, xr, locals_, len(rows)).items():
+                        outs[rows[k]][o] = y
+        if any(OP_INDEX["avg_pool_3x3"] in ops for ops in need.values()):
+            pooled = self.pool(xo)
+            for e in rows:
+                if OP_INDEX["avg_pool_3x3"] in need[e]:
+                    outs[e][OP_INDEX["avg_pool_3x3"]] = pooled
+        for e in rows:
+            if OP_INDEX["skip_connect"] in need[e]:
+                outs[e][OP_INDEX["skip_connect"]] = xo
+        return outs
+
+    def forward(self, x: torch.Tensor, w: EdgeWeights, aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+        nodes = [x]
+        incoming: dict[int, list] = {i: [] for i in range(1, NUM_NODES)}
+        for src in range(NUM_NODES - 1):
+            xs = nodes[src]
+            for e, ops in self._node_outputs(src, xs, w).items():
+                mixed = None
+                for o, y in ops.items():
+                    t = w.weights[e, o] * y
+                    mixed = t if mixed is None else mixed + t
+                incoming[NB201_EDGES[e][1]].append(self._finish_edge(mixed, xs, e, w, aux_coef))
+            nodes.append(self._sum(incoming[src + 1], x))
+        return nodes[-1]
+
+
+class ReferenceSearchCell(_SearchCellBase):
+    """Plain NB201 search cell: one module per op per edge, summed with the mixer's weights."""
+
+    def __init__(self, C: int, track_running_stats: bool = True, partial_channels: int = 1, aux_skip: bool = False):
+        super().__init__(C, partial_channels, aux_skip)
+        self.edges = nn.ModuleList(
+            nn.ModuleList(op_module(name, self.c_op, False, track_running_stats) or nn.Identity()
+                          for name in NB201_OPS)
+            for _ in NB201_EDGES)
+
+    def forward(self, x: torch.Tensor, w: EdgeWeights, aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+        nodes = [x]
+        for i in range(1, NUM_NODES):
+            terms = []
+            for e, (src, dst) in enumerate(NB201_EDGES):
+                if dst != i:
+                    continue
+                xs = nodes[src]
+                xo = xs[:, : self.c_op] if self.K > 1 else xs
+                mixed = None
+                for o in w.ops_of(e, NONE):
+                    t = w.weights[e, o] * self.edges[e][o](xo)
+                    mixed = t if mixed is None else mixed + t
+                terms.append(self._finish_edge(mixed, xs, e, w, aux_coef))
+            nodes.append(self._sum(terms, x))
+        return nodes[-1]
+
+
+@torch.no_grad()
+def copy_reference_to_fast(ref: ReferenceSearchCell, fast: FastSearchCell) -> None:
+    """Load a reference cell's weights (and BN statistics) into a fast cell, edge by edge."""
+    c = fast.c_op
+    for src in range(NUM_NODES - 1):
+        for k, e in enumerate(_outgoing(src)):
+            sl = slice(k * c, (k + 1) * c)
+            for kind, convs, norms in (("nor_conv_1x1", fast.conv1, fast.bn1), ("nor_conv_3x3", fast.conv3, fast.bn3)):
+                _, conv, norm = ref.edges[e][OP_INDEX[kind]]
+                convs[src].weight[sl] = conv.weight
+                convs[src].bias[sl] = conv.bias
+                if norm.running_mean is not None:
+                    norms[src].running_mean[sl] = norm.running_mean
+                    norms[src].running_var[sl] = norm.running_var

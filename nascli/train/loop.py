@@ -1,0 +1,244 @@
+"""The plain training loop for discrete networks (``nas evaluate``): no search logic.
+
+One epoch ``e`` (0-based) of :func:`train_network`:
+
+1. ``lr_e`` = :func:`~nascli.train.protocol.lr_at_epoch` is written into the optimizer, and
+   ``model.drop_path_prob = p * e / E`` when the model has that attribute (METHODS.md 0.2, 11.9);
+2. ``steps`` SGD steps on batches of the persistent training stream (random crop + flip, optional
+   cutout): ``loss = CE_s(logits, y) + w_aux * CE_s(aux_logits, y)`` (:func:`compute_loss`), backward,
+   gradient-norm clip, step;
+3. top-1 accuracy (percent) on the whole test split in eval mode;
+4. ``on_epoch_end(e, metrics, state)`` with a state that :func:`train_network` accepts to resume.
+
+On CUDA the forward runs under bf16 autocast with channels_last tensors and a fused SGD; losses and
+accuracies accumulate on the device and are read back once per epoch. ``cudnn.benchmark`` is left as
+it is (off by default) so runs stay reproducible.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nascli.errors import CheckpointError
+from nascli.profile import peak_memory_bytes, reset_peak_memory
+from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
+from nascli.train.rng import capture_rng_state, restore_rng_state, seed_everything
+
+STATE_FORMAT = "nascli.train/1"
+
+EpochCallback = Callable[[int, dict[str, Any], dict[str, Any]], None]
+
+
+def compute_loss(
+    output: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+    target: torch.Tensor,
+    auxiliary_weight: float = 0.0,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training objective and the main logits.
+
+    ``output`` is ``logits`` or ``(logits, aux_logits)``. The loss is
+    ``CE_s(logits, y) + auxiliary_weight * CE_s(aux_logits, y)`` where ``CE_s`` is cross-entropy with
+    label smoothing ``s`` (both heads use the same criterion, as DARTS's ImageNet script does,
+    METHODS.md 0.2/0.3); the auxiliary term is dropped when the weight is 0 or there is no aux output.
+    The loss is computed in float32 whatever the autocast dtype of the logits.
+    """
+    logits, aux = (output[0], output[1]) if isinstance(output, (tuple, list)) else (output, None)
+    loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+    if aux is not None and auxiliary_weight > 0:
+        loss = loss + auxiliary_weight * F.cross_entropy(aux.float(), target, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                      device: torch.device | str) -> float:
+    """Top-1 accuracy in percent over ``batches`` in eval mode (NaN for an empty iterable)."""
+    device = torch.device(device)
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    total = 0
+    for x, y in batches:
+        y = y.to(device, non_blocking=True)
+        with _autocast(device):
+            output = model(_prepare_input(x, device))
+        logits = output[0] if isinstance(output, (tuple, list)) else output
+        correct += (logits.argmax(dim=1) == y).sum()
+        total += int(y.shape[0])
+    return 100.0 * float(correct.item()) / total if total else float("nan")
+
+
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any, steps: int,
+                 protocol: Protocol, device: torch.device) -> tuple[float, float]:
+    """``steps`` optimizer steps; returns (mean training loss, top-1 train accuracy in percent)."""
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    for _ in range(steps):
+        x, y = stream.next()
+        y = y.to(device, non_blocking=True)
+        with _autocast(device):
+            output = model(_prepare_input(x, device))
+        loss, logits = compute_loss(output, y, protocol.auxiliary_weight, protocol.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if protocol.grad_clip:
+            nn.utils.clip_grad_norm_(params, protocol.grad_clip)
+        optimizer.step()
+        n = int(y.shape[0])
+        loss_sum += loss.detach().double() * n
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+        seen += n
+    # One host sync per epoch.
+    return float(loss_sum.item()) / max(seen, 1), 100.0 * float(correct.item()) / max(seen, 1)
+
+
+def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) -> torch.optim.SGD:
+    """SGD per the protocol (fused kernels on CUDA); the lr is overwritten at every epoch start."""
+    return torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=protocol.lr,
+        momentum=protocol.momentum,
+        nesterov=protocol.nesterov,
+        weight_decay=protocol.weight_decay,
+        fused=True if device.type == "cuda" else None,
+    )
+
+
+def _on_device(split: Any, device: torch.device) -> Any:
+    return split.to(device) if hasattr(split, "to") else split
+
+
+def _final(metrics: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+    return {
+        "test_acc": metrics["test_acc"],
+        "train_loss": metrics["train_loss"],
+        "train_acc": metrics["train_acc"],
+        "epochs": protocol.epochs,
+    }
+
+
+def train_network(
+    model: nn.Module,
+    protocol: Protocol,
+    train_split: Any,
+    test_split: Any,
+    info: Any,
+    *,
+    device: torch.device | str,
+    seed: int,
+    state: dict[str, Any] | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    make_stream: Callable[..., Any] | None = None,
+    iterate_test: Callable[..., Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` from scratch (or from ``state``) under ``protocol``; see the module docstring.
+
+    Args:
+        model: a discrete network; its forward returns logits, or ``(logits, aux_logits)`` in train
+            mode. Build it (and seed its initialisation) before calling; it is moved to ``device``.
+        train_split, test_split, info: from ``nascli.data.eval_splits``.
+        seed: seeds the global RNGs (fresh runs only) and the training batch stream.
+        state: a dict previously passed to ``on_epoch_end``; training continues after its epoch and
+            ends with the same weights as an uninterrupted run. Its protocol must equal ``protocol``.
+        on_epoch_end: ``(epoch, metrics, state)`` after every epoch; ``epoch`` is 0-based,
+            ``metrics`` holds epoch, lr, drop_path_prob, train_loss, train_acc, test_acc, steps,
+            wall_s and peak_memory_bytes, and ``state`` holds format, epoch (= epochs completed),
+            protocol, seed, model, optimizer, stream, rng and metrics. The state's tensors are the live
+            ones: save it (e.g. ``torch.save`` to a temp file + rename) before returning.
+        make_stream, iterate_test: data hooks, defaulting to ``nascli.data.BatchStream`` and
+            ``nascli.data.iterate_eval`` (same signatures); tests pass tiny stand-ins.
+
+    Returns:
+        ``{'test_acc', 'train_loss', 'train_acc', 'epochs'}`` of the last epoch.
+    """
+    if make_stream is None or iterate_test is None:
+        from nascli.data import BatchStream, iterate_eval
+
+        make_stream = make_stream or BatchStream
+        iterate_test = iterate_test or iterate_eval
+    device = torch.device(device)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    train_split, test_split = _on_device(train_split, device), _on_device(test_split, device)
+    optimizer = _make_optimizer(model, protocol, device)
+    if state is None:
+        seed_everything(seed)
+    stream = make_stream(train_split, info, protocol.batch_size, seed=seed, train_aug=True, cutout=protocol.cutout)
+
+    start, metrics = 0, None
+    if state is not None:
+        if state.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"training state has format {state.get('format')!r}, expected {STATE_FORMAT!r}")
+        if state["protocol"] != protocol.as_dict():
+            diff = sorted(k for k, v in protocol.as_dict().items() if state["protocol"].get(k) != v)
+            raise CheckpointError(f"cannot resume: the checkpoint's protocol differs in {diff}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stream.load_state_dict(state["stream"])
+        restore_rng_state(state["rng"])
+        start, metrics = int(state["epoch"]), state.get("metrics")
+
+    steps = int(stream.batches_per_pass())
+    if protocol.max_steps_per_epoch is not None:
+        steps = min(steps, protocol.max_steps_per_epoch)
+    reset_peak_memory(device)
+
+    for epoch in range(start, protocol.epochs):
+        began = time.perf_counter()
+        lr = lr_at_epoch(protocol, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        drop_path = drop_path_at_epoch(protocol, epoch)
+        if hasattr(model, "drop_path_prob"):
+            model.drop_path_prob = drop_path
+        train_loss, train_acc = _train_epoch(model, optimizer, stream, steps, protocol, device)
+        test_acc = evaluate_accuracy(model, iterate_test(test_split, info, protocol.batch_size), device)
+        metrics = {
+            "epoch": epoch,
+            "lr": lr,
+            "drop_path_prob": drop_path,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_acc": test_acc,
+            "steps": steps,
+            "wall_s": time.perf_counter() - began,
+            "peak_memory_bytes": peak_memory_bytes(device),
+        }
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, dict(metrics), {
+                "format": STATE_FORMAT,
+                "epoch": epoch + 1,
+                "protocol": protocol.as_dict(),
+                "seed": seed,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "stream": stream.state_dict(),
+                "rng": capture_rng_state(),
+                "metrics": dict(metrics),
+            })
+
+    if metrics is None:
+        raise CheckpointError("training state holds no metrics for its finished epochs")
+    return _final(metrics, protocol)

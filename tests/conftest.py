@@ -1,0 +1,10 @@
+"""Shared test settings: single-threaded torch for repeatable timings on a 2-core machine."""
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
