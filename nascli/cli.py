@@ -2,7 +2,8 @@
 
 Everything after the command goes to Hydra unchanged, so ``--help``, ``--cfg job`` and ``-m`` work
 as Hydra users expect, with two conveniences done before Hydra sees the arguments:
-  * ``arch=`` values (NB201 strings with ``~`` and ``|``, Genotype text) are quoted for Hydra's grammar;
+  * ``arch=``, ``run=``, ``policy=``, ``sweep=`` values (NB201 strings, Genotype text, run paths with
+    ``seed=N``) are quoted for Hydra's grammar;
   * a config-group choice that does not exist fails with one line naming the valid choices.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("nascli.commands.evaluate:evaluate", "train a discrete architecture from scratch (or dry_run)"),
     "benchmark": ("nascli.commands.benchmark:benchmark", "methods x seeds studies with baselines and reports"),
 }
-QUOTED_KEYS = ("arch",)
+QUOTED_KEYS = ("arch", "run", "policy", "sweep")  # free text: NB201 strings, paths with "seed=N"
 _GROUP_ARG = re.compile(r"^(?:\+\+|\+)?([a-z_]+)=(.*)$")
 
 
@@ -89,11 +90,13 @@ def _task(command: str):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from rich.markup import escape
+
         from nascli.commands.common import console
         try:
             return fn(cfg)
         except NasError as exc:
-            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 return None  # one bad job does not stop a sweep
             sys.exit(exc.exit_code)

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 import nascli.data as D
-from nascli.data import cifar, idx, imagenet16
+from nascli.data import cifar, idx
 from nascli.data.download import md5_of
 from nascli.data.pickles import load_dict_pickle
 from nascli.errors import DataMissingError, NasError, UnknownChoiceError
@@ -146,7 +146,8 @@ def write_imagenet16(folder: Path, per_file: int = 12, n_val: int = 40, py2: boo
     train_rows, train_labels = [], []
     for i in range(1, 11):
         data = unique_rows(per_file, 768, (i - 1) * per_file, rng)
-        labels = [int(v) for v in np.where(np.arange(per_file) % 2 == 0, 1 + (np.arange(per_file) * 11 + i) % 120, 121 + np.arange(per_file) * 37 % 880)]
+        j = np.arange(per_file)
+        labels = [int(v) for v in np.where(j % 2 == 0, 1 + (j * 11 + i) % 120, 121 + j * 37 % 880)]
         dump_pickle({"data": data, "labels": labels, "mean": data.mean(0)}, folder / f"train_data_batch_{i}", py2)
         train_rows.append(data)
         train_labels += labels

@@ -44,6 +44,7 @@ def test_protocol_files_pin_the_papers():
     assert (mobile.auxiliary_weight, mobile.grad_clip, mobile.drop_path_prob) == (0.4, 5.0, 0.0)
 
     quick = load_protocol(CONF / "quick.yaml")
+    assert Protocol.from_config(dict(quick.as_dict())) == quick
     assert (quick.epochs, quick.batch_size, quick.lr, quick.schedule) == (2, 64, 0.05, "cosine")
     assert (quick.weight_decay, quick.max_steps_per_epoch) == (5e-4, 20)
     for path in CONF.glob("*.yaml"):
@@ -187,8 +188,9 @@ def _run(model, protocol=PROTO, state=None, on_epoch_end=None, seed=1):
 def test_loop_sets_lr_and_drop_path_per_epoch_and_reports():
     seen = []
     model = TinyNet()
-    result = _run(model, on_epoch_end=lambda e, m, s: seen.append((e, m, s["epoch"], model.drop_path_prob)))
-    assert [e for e, *_ in seen] == [0, 1, 2] and [s for *_, s, _ in seen] == [1, 2, 3]
+    result = _run(model, on_epoch_end=lambda e, m, s: seen.append((e, m, (s["epoch"], s["epochs_done"]),
+                                                                    model.drop_path_prob)))
+    assert [e for e, *_ in seen] == [0, 1, 2] and [s for *_, s, _ in seen] == [(0, 1), (1, 2), (2, 3)]
     for e, metrics, _, dp in seen:
         assert metrics["lr"] == lr_at_epoch(PROTO, e)
         assert metrics["drop_path_prob"] == dp == pytest.approx(0.3 * e / 3)
@@ -223,7 +225,7 @@ def test_resume_gives_identical_weights():
     torch.manual_seed(123)  # a different initialisation and global RNG: everything must come from the state
     resumed = TinyNet()
     state = torch.load(io.BytesIO(saved["bytes"]), weights_only=True)
-    assert state["epoch"] == 1
+    assert (state["epoch"], state["epochs_done"]) == (0, 1)
     final_resumed = _run(resumed, state=state)
     assert final_resumed == final
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):

@@ -34,7 +34,9 @@ class CifarLayout:
     label_key: str
     archive: str
     url: str
-    md5: str  # of the archive, as published on https://www.cs.toronto.edu/~kriz/cifar.html
+    # md5 of the archive, as listed on https://www.cs.toronto.edu/~kriz/cifar.html and in
+    # torchvision.datasets.CIFAR10/CIFAR100.tgz_md5; checked on download only.
+    md5: str
 
     def members(self) -> list[str]:
         return [f"{self.folder}/{f}" for f in (*self.train_files, self.test_file)]
@@ -49,7 +51,9 @@ def _read_batch(path: str, mtime_ns: int, size: int, label_key: str, num_classes
     data = np.asarray(entry["data"])
     labels = np.asarray(entry[label_key], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise DataMissingError(f"{path}: 'data' is {data.dtype} {data.shape} for {labels.shape[0]} labels, expected uint8 (N, 3072)")
+        raise DataMissingError(
+            f"{path}: 'data' is {data.dtype} {data.shape} for {labels.shape[0]} labels, expected uint8 (N, 3072)"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataMissingError(f"{path}: labels outside 0..{num_classes - 1}")
     images = torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32).copy())

@@ -117,7 +117,9 @@ class FashionMNIST(DatasetReader):
         images = load_idx(_find(folder, FILES[images_key][0]), IDX_IMAGES_MAGIC)  # type: ignore[arg-type]
         labels = load_idx(_find(folder, FILES[labels_key][0]), IDX_LABELS_MAGIC)  # type: ignore[arg-type]
         if images.shape[0] != labels.shape[0] or tuple(images.shape[1:]) != (28, 28):
-            raise DataMissingError(f"{folder}: Fashion-MNIST {images_key} has shape {tuple(images.shape)} for {labels.shape[0]} labels")
+            raise DataMissingError(
+                f"{folder}: Fashion-MNIST {images_key} has shape {tuple(images.shape)} for {labels.shape[0]} labels"
+            )
         return ImageSplit(images.unsqueeze(1), labels.to(torch.int64))
 
     def train(self) -> ImageSplit:
@@ -125,5 +127,3 @@ class FashionMNIST(DatasetReader):
 
     def test(self) -> ImageSplit:
         return self._split("test_images", "test_labels")
-
-

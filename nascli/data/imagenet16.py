@@ -34,7 +34,9 @@ def _read_file(path: str, mtime_ns: int, size: int, num_classes: int) -> tuple[t
     data = np.asarray(entry["data"])
     labels = np.asarray(entry["labels"], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE or data.shape[0] != labels.shape[0]:
-        raise DataMissingError(f"{path}: 'data' is {data.dtype} {data.shape} for {labels.shape[0]} labels, expected uint8 (N, 768)")
+        raise DataMissingError(
+            f"{path}: 'data' is {data.dtype} {data.shape} for {labels.shape[0]} labels, expected uint8 (N, 768)"
+        )
     keep = (labels >= 1) & (labels <= num_classes)
     images = np.ascontiguousarray(data[keep]).reshape(-1, 3, SIDE, SIDE)
     return torch.from_numpy(images.copy()), torch.from_numpy(labels[keep] - 1)

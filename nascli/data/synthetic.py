@@ -32,7 +32,9 @@ def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
 
 
 @lru_cache(maxsize=8)
-def generate(seed: int, num_classes: int, channels: int, size: int, num_train: int, num_test: int) -> tuple[ImageSplit, ImageSplit]:
+def generate(
+    seed: int, num_classes: int, channels: int, size: int, num_train: int, num_test: int
+) -> tuple[ImageSplit, ImageSplit]:
     """(train, test) images = randomly shifted class template * random contrast + brightness + noise.
 
     Labels cycle through the classes (balanced) in a random order. Everything comes from one

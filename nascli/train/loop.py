@@ -163,8 +163,9 @@ def train_network(
             ends with the same weights as an uninterrupted run. Its protocol must equal ``protocol``.
         on_epoch_end: ``(epoch, metrics, state)`` after every epoch; ``epoch`` is 0-based,
             ``metrics`` holds epoch, lr, drop_path_prob, train_loss, train_acc, test_acc, steps,
-            wall_s and peak_memory_bytes, and ``state`` holds format, epoch (= epochs completed),
-            protocol, seed, model, optimizer, stream, rng and metrics. The state's tensors are the live
+            wall_s and peak_memory_bytes, and ``state`` holds format, epoch (the 0-based index of the
+            epoch just finished, as passed to the callback), epochs_done (= epoch + 1), protocol, seed,
+            model, optimizer, stream, rng and metrics. The state's tensors are the live
             ones: save it (e.g. ``torch.save`` to a temp file + rename) before returning.
         make_stream, iterate_test: data hooks, defaulting to ``nascli.data.BatchStream`` and
             ``nascli.data.iterate_eval`` (same signatures); tests pass tiny stand-ins.
@@ -198,7 +199,7 @@ def train_network(
         optimizer.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
         restore_rng_state(state["rng"])
-        start, metrics = int(state["epoch"]), state.get("metrics")
+        start, metrics = int(state["epoch"]) + 1, state.get("metrics")
 
     steps = int(stream.batches_per_pass())
     if protocol.max_steps_per_epoch is not None:
@@ -229,7 +230,8 @@ def train_network(
         if on_epoch_end is not None:
             on_epoch_end(epoch, dict(metrics), {
                 "format": STATE_FORMAT,
-                "epoch": epoch + 1,
+                "epoch": epoch,
+                "epochs_done": epoch + 1,
                 "protocol": protocol.as_dict(),
                 "seed": seed,
                 "model": model.state_dict(),

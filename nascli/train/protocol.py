@@ -99,6 +99,11 @@ class Protocol:
             kwargs[f.name] = _COERCE.get(f.name, lambda v: v)(value)
         return cls(**kwargs)
 
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | Any) -> "Protocol":
+        """Alias of :meth:`from_cfg`."""
+        return cls.from_cfg(node)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (for config.yaml, metrics and checkpoints)."""
         return dataclasses.asdict(self)

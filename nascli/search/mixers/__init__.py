@@ -3,3 +3,4 @@ from nascli.search.mixers.base import MIXERS, EdgeWeights, Mixer
 from nascli.search.mixers import softmax  # noqa: F401  (registers)
 
 __all__ = ["MIXERS", "EdgeWeights", "Mixer"]
+from nascli.search.mixers import partial  # noqa: F401,E402  (registers pc_softmax)

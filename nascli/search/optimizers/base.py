@@ -23,6 +23,11 @@ SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """Reduced-precision (autocast) outputs to float32 for the loss; float32/64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
     """Epoch-wise cosine annealing (CosineAnnealingLR stepped at epoch start)."""
     return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
@@ -95,7 +100,7 @@ class SearchOptimizer(ABC):
         x, y = batch
         with autocast(self.device):
             logits = self.net(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(upcast(logits), y)
         if prefix:
             self.stats.add(prefix, logits, y, loss)
         return loss

@@ -68,7 +68,7 @@ class UnrolledBilevelOptimizer(BilevelOptimizer):
                 p.sub_(xi * step)
         grads = torch.autograd.grad(self.loss(arch_batch, "val"), self.arch + self.weights)
         g_alpha, v = list(grads[: len(self.arch)]), grads[len(self.arch):]
-        eps = self.fd_radius / torch.sqrt(sum((g.float() ** 2).sum() for g in v))
+        eps = self.fd_radius / torch.sqrt(sum((g ** 2).sum() for g in v))
         diffs = []
         for sign in (1.0, -1.0):
             with torch.no_grad():

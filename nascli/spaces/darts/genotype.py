@@ -38,13 +38,15 @@ def _check_cell(cell_type: str, pairs: Any, concat: Any, ops: Sequence[str],
     """Validate one cell and return it as tuples. Rules: an even, non-empty number of pairs (``2*steps``
     when ``steps`` is given); each op in ``ops``; each input of node ``n`` in ``0..n-1``; concat a
     non-empty list of distinct intermediate nodes."""
-    if not isinstance(pairs, (list, tuple)) or not pairs or len(pairs) % 2:
+    if not isinstance(pairs, (list, tuple)) or not pairs:
         raise _fail(f"{cell_type} cell must be a non-empty list of (op, input) pairs, two per node; "
                     f"got {pairs!r}")
-    n_steps = len(pairs) // 2
-    if steps is not None and n_steps != steps:
+    if steps is not None and len(pairs) != 2 * steps:
         raise _fail(f"{cell_type} cell needs {2 * steps} (op, input) pairs ({steps} nodes x 2), "
                     f"got {len(pairs)}")
+    if len(pairs) % 2:
+        raise _fail(f"{cell_type} cell needs two (op, input) pairs per node, got {len(pairs)} pairs")
+    n_steps = len(pairs) // 2
     out: list[Pair] = []
     for k, pair in enumerate(pairs):
         node = NUM_INPUTS + k // 2

@@ -1,0 +1,196 @@
+"""The DARTS CNN search space (METHODS.md §0.1): 8 ops, 14 edges per cell, normal and reduce cells.
+
+Edge (alpha-row) order, quark0/darts@f276dd3 ``cnn/model_search.py``: ``for i in 0..3: for j in 0..i+1``
+gives edge ``j -> i+2``, i.e. (0->2, 1->2, 0->3, 1->3, 2->3, 0->4, ..., 4->5). In the reduce cell the
+edges leaving the input nodes 0 and 1 have stride 2.
+
+Derivation rules (:meth:`DartsSpace.discretize`):
+
+* ``default``, the DARTS rule (quark0 ``Network.genotype()``): per intermediate node, rank the incoming
+  edges by their edge score (given, e.g. PC-DARTS's beta, or else the best non-``none`` op score of the
+  edge) and keep the top 2; on each kept edge take the argmax over the non-``none`` ops. The two pairs
+  of a node are listed best edge first, as in the reference. Ties go to the lower index (the reference
+  uses a stable sort and a strict ``>``).
+* ``pairs``, the GDAS rule on the NASNet/DARTS space (D-X-Y/AutoDL-Projects@f46486e
+  ``xautodl/models/cell_searchs/search_model_gdas_nasnet.py`` ``genotype()``): per node, rank every
+  (non-``none`` op, input) pair over all incoming edges by its op score and keep the top 2; both may come
+  from the same input. Ties go to the lower input, then the lower op index (stable sort over inputs x
+  ops). ``edge_scores`` are not used by this rule.
+"""
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import torch
+from torch import nn
+
+from nascli.errors import BadArchError, UnknownChoiceError
+from nascli.spaces import SPACES
+from nascli.spaces.base import Arch, Edge, SearchSpace, SupernetOptions
+from nascli.spaces.darts.genotype import CELL_TYPES, NUM_INPUTS, DartsArch, arch_from_json, parse_genotype
+from nascli.spaces.darts.genotypes_published import get_published, is_published, published_names
+from nascli.spaces.darts.networks import NetworkCIFAR, NetworkImageNet
+from nascli.spaces.darts.ops import PRIMITIVES
+
+STEPS = 4  # intermediate nodes per cell
+RULES: tuple[str, ...] = ("default", "pairs")
+
+
+def darts_edges(cell_type: str, steps: int = STEPS) -> list[Edge]:
+    """The edges of one DARTS cell in alpha-row order (stride 2 on reduce edges from nodes 0 and 1)."""
+    if cell_type not in CELL_TYPES:
+        raise ValueError(f"unknown DARTS cell type {cell_type!r}; valid: {', '.join(CELL_TYPES)}")
+    out: list[Edge] = []
+    for i in range(steps):
+        for j in range(NUM_INPUTS + i):
+            stride = 2 if cell_type == "reduce" and j < NUM_INPUTS else 1
+            out.append(Edge(cell_type, len(out), j, NUM_INPUTS + i, stride))
+    return out
+
+
+@SPACES.register("darts")
+class DartsSpace(SearchSpace):
+    """The DARTS CNN space: discrete side (parsing, sampling, derivation, networks)."""
+
+    name = "darts"
+    ops: tuple[str, ...] = PRIMITIVES
+    cell_types: tuple[str, ...] = CELL_TYPES
+    none_op = "none"
+    skip_op = "skip_connect"
+
+    def __init__(self) -> None:
+        self._edges = {ct: darts_edges(ct) for ct in CELL_TYPES}
+
+    # ----- structure -------------------------------------------------------------------------------
+    def edges(self, cell_type: str) -> list[Edge]:
+        if cell_type not in self._edges:
+            raise ValueError(f"unknown DARTS cell type {cell_type!r}; valid: {', '.join(CELL_TYPES)}")
+        return list(self._edges[cell_type])
+
+    # ----- architectures ---------------------------------------------------------------------------
+    def parse_arch(self, text: str) -> DartsArch:
+        """A published genotype name (``darts_v2``, ``pc_darts``, ...), ``Genotype(...)`` text, or the
+        JSON object of :meth:`DartsArch.to_json`."""
+        s = text.strip()
+        if is_published(s):
+            return get_published(s)
+        if s.startswith("{"):
+            try:
+                data = json.loads(s)
+            except json.JSONDecodeError as e:
+                raise BadArchError(f"bad DARTS arch JSON: {e}") from None
+            return self.arch_from_json(data)
+        if "Genotype" not in s:
+            raise BadArchError(f"unknown DARTS arch {text!r}: expected a published name "
+                               f"({', '.join(published_names())}) or Genotype(normal=[...], ...) text")
+        return parse_genotype(s, PRIMITIVES, steps=STEPS)
+
+    def arch_from_json(self, data: dict[str, Any]) -> DartsArch:
+        return arch_from_json(data, steps=STEPS)
+
+    def random_arch(self, rng: random.Random) -> DartsArch:
+        """A uniform sample of the discrete space the DARTS rule can produce, i.e. the random baseline of
+        DARTS (§3.3) and of Yang et al., "NAS evaluation is frustratingly hard" (ICLR'20), which sample
+        architectures from the search space itself: per intermediate node two distinct inputs uniformly
+        among the earlier nodes (``rng.sample``), and for each an op uniformly among the 7 non-``none``
+        ops (``rng.choice``); concat = all intermediate nodes. Draw order: normal then reduce, node by
+        node. (The exact draw order of their samplers was not checked against their code.)"""
+        ops = [o for o in PRIMITIVES if o != self.none_op]
+        cells: dict[str, Any] = {}
+        for ct in CELL_TYPES:
+            pairs: list[tuple[str, int]] = []
+            for i in range(STEPS):
+                for src in rng.sample(range(NUM_INPUTS + i), 2):
+                    pairs.append((rng.choice(ops), src))
+            cells[ct] = pairs
+            cells[f"{ct}_concat"] = list(range(NUM_INPUTS, NUM_INPUTS + STEPS))
+        return DartsArch(**cells)
+
+    # ----- derivation ------------------------------------------------------------------------------
+    def _scores(self, op_scores: dict[str, torch.Tensor], ct: str) -> torch.Tensor:
+        if ct not in op_scores:
+            raise ValueError(f"op_scores lacks cell type {ct!r}; need {', '.join(CELL_TYPES)}")
+        w = torch.as_tensor(op_scores[ct]).detach().to("cpu", torch.float64)
+        shape = (len(self._edges[ct]), len(self.ops))
+        if tuple(w.shape) != shape:
+            raise ValueError(f"op_scores[{ct!r}] has shape {tuple(w.shape)}, expected {shape} (edges x ops)")
+        return w
+
+    def discretize(self, op_scores: dict[str, torch.Tensor],
+                   edge_scores: dict[str, torch.Tensor] | None = None, rule: str = "default") -> DartsArch:
+        """Scores (higher is better, (14, 8) per cell type; ``edge_scores`` (14,)) -> DartsArch by the
+        DARTS rule (``default``) or the GDAS pair rule (``pairs``); see the module docstring."""
+        if rule not in RULES:
+            raise UnknownChoiceError("DARTS derivation rule", rule, RULES)
+        none = self.ops.index(self.none_op)
+        candidates = [k for k in range(len(self.ops)) if k != none]
+        cells: dict[str, Any] = {}
+        for ct in CELL_TYPES:
+            w = self._scores(op_scores, ct).tolist()
+            es: list[float] | None = None
+            if rule == "default" and edge_scores is not None and edge_scores.get(ct) is not None:
+                es = torch.as_tensor(edge_scores[ct]).detach().to("cpu", torch.float64).flatten().tolist()
+                if len(es) != len(w):
+                    raise ValueError(f"edge_scores[{ct!r}] has {len(es)} entries, expected {len(w)}")
+            pairs: list[tuple[str, int]] = []
+            for dst, edges in self.incoming(ct).items():
+                if rule == "default":
+                    pairs.extend(self._darts_node(w, es, edges, candidates))
+                else:
+                    pairs.extend(self._gdas_node(w, edges, candidates))
+            cells[ct] = pairs
+            cells[f"{ct}_concat"] = list(range(NUM_INPUTS, NUM_INPUTS + STEPS))
+        return DartsArch(**cells)
+
+    def _darts_node(self, w: list[list[float]], es: list[float] | None, edges: list[Edge],
+                    candidates: list[int]) -> list[tuple[str, int]]:
+        def best_op(e: Edge) -> int:
+            k_best = candidates[0]
+            for k in candidates[1:]:
+                if w[e.index][k] > w[e.index][k_best]:  # strict: ties keep the lower index
+                    k_best = k
+            return k_best
+
+        def score(e: Edge) -> float:
+            return es[e.index] if es is not None else w[e.index][best_op(e)]
+
+        kept = sorted(edges, key=lambda e: -score(e))[:2]  # stable: ties keep the lower input
+        return [(self.ops[best_op(e)], e.src) for e in kept]
+
+    def _gdas_node(self, w: list[list[float]], edges: list[Edge],
+                   candidates: list[int]) -> list[tuple[str, int]]:
+        cands = [(self.ops[k], e.src, w[e.index][k]) for e in edges for k in candidates]
+        kept = sorted(cands, key=lambda c: -c[2])[:2]  # stable: ties keep lower input, then lower op
+        return [(op, src) for op, src, _ in kept]
+
+    def skip_count(self, arch: Arch) -> int:
+        """Number of ``skip_connect`` ops in the normal cell (the DARTS collapse indicator)."""
+        return sum(op == self.skip_op for op, _ in self._check(arch).normal)
+
+    # ----- networks --------------------------------------------------------------------------------
+    def build_supernet(self, mixer: nn.Module, num_classes: int, in_channels: int,
+                       options: SupernetOptions, **space_cfg: Any):
+        # TODO(supernet): the weight-sharing DARTS supernet lives in nascli/spaces/darts/supernet.py
+        # (another engineer); it builds on nascli.spaces.darts.ops with affine=False BNs.
+        raise NotImplementedError("DARTS supernet: see nascli/spaces/darts/supernet.py")
+
+    def build_network(self, arch: Arch, num_classes: int, in_channels: int = 3, *,
+                      C: int | None = None, layers: int | None = None, auxiliary: bool = True,
+                      imagenet: bool = False, drop_path_prob: float = 0.0) -> nn.Module:
+        """NetworkCIFAR (defaults C=36, layers=20) or, with ``imagenet=True``, NetworkImageNet (defaults
+        C=48, layers=14), with the auxiliary head when ``auxiliary``."""
+        genotype = self._check(arch)
+        if imagenet:
+            return NetworkImageNet(48 if C is None else C, num_classes, 14 if layers is None else layers,
+                                   auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob)
+        return NetworkCIFAR(36 if C is None else C, num_classes, 20 if layers is None else layers,
+                            auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob)
+
+    @staticmethod
+    def _check(arch: Arch) -> DartsArch:
+        if not isinstance(arch, DartsArch):
+            raise BadArchError(f"the darts space needs a DARTS genotype, got a {getattr(arch, 'space', '?')} "
+                               f"arch ({type(arch).__name__})")
+        return arch
