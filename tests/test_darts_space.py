@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from nascli.errors import BadArchError, UnknownChoiceError
+from nascli.profile import count_flops, count_parameters
 from nascli.spaces import SPACES
 from nascli.spaces.darts import DartsArch, DartsSpace, get_published, parse_genotype
 from nascli.spaces.darts.genotype import arch_from_json
 from nascli.spaces.darts.genotypes_published import ALIASES, PUBLISHED, published_names
-from nascli.spaces.darts.networks import Cell, NetworkCIFAR, NetworkImageNet, count_parameters
+from nascli.spaces.darts.networks import Cell, NetworkCIFAR, NetworkImageNet
 from nascli.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,34 +254,11 @@ def test_parameter_counts_near_published_figures():
     assert round(m("darts_minus"), 1) == 3.5
 
 
-def _conv_linear_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-adds of every Conv2d and Linear for one sample (forward hooks, eval mode)."""
-    total = 0
-
-    def hook(mod: nn.Module, _inp: object, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            total += (out.numel() // out.shape[0]) * (mod.in_channels // mod.groups) * \
-                mod.kernel_size[0] * mod.kernel_size[1]
-        else:
-            total += mod.in_features * mod.out_features
-
-    handles = [mod.register_forward_hook(hook) for mod in model.modules()
-               if isinstance(mod, (nn.Conv2d, nn.Linear))]
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(shape))
-    for h in handles:
-        h.remove()
-    return total
-
-
 def test_imagenet_mult_adds():
     # Conv + linear MACs at 224x224, batch 1, eval (no auxiliary head). The DARTS paper reports 574M;
     # conv+fc counting gives 530M (others measured 523M with conv+fc and 545M with ptflops, which also
     # counts BN/ReLU/pooling; quark0/darts issue #46; the paper's counting code was never released).
-    # Local helper: nascli/profile.py count_flops did not exist when this test was written.
-    macs = _conv_linear_macs(NetworkImageNet(48, 1000, 14, True, get_published("darts_v2")), (1, 3, 224, 224))
+    macs = count_flops(NetworkImageNet(48, 1000, 14, True, get_published("darts_v2")), (3, 224, 224))
     assert macs == 529_911_552
     assert macs < 600e6  # the mobile setting
     assert abs(macs - 574e6) / 574e6 < 0.10

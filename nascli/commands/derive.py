@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nascli.commands.common import benchmark_truth, console, emit_result, plain, set_threads
 from nascli.commands.run import RunDir
-from nascli.errors import NasError
+from nascli.errors import BadArchError, NasError
 from nascli.search.selection import SELECTIONS
 
 
@@ -37,7 +37,10 @@ def _surrogate_estimate(space_name: str, arch) -> dict[str, Any]:
         from nascli.spaces.darts.nb301 import nb301_unavailable_note, predict_nb301
     except ImportError:
         return {}
-    pred = predict_nb301(arch)
+    try:
+        pred = predict_nb301(arch)
+    except BadArchError as exc:  # e.g. a GDAS pair-rule cell with both inputs from one node
+        return {"nb301": None, "nb301_note": f"NB301 surrogate cannot score this cell: {exc}"}
     return {"nb301": pred} if pred is not None else {"nb301": None, "nb301_note": nb301_unavailable_note()}
 
 

@@ -16,7 +16,7 @@ that parameter counts and multiply-adds equal the reference's:
 ``forward`` returns the logits in eval mode (and in training without an auxiliary head) and
 ``(logits, aux_logits)`` in training with the auxiliary head. The auxiliary head's parameters have
 ``auxiliary`` in their names, so DARTS's ``count_parameters_in_MB`` (which skips them) is
-:func:`count_parameters` here.
+:func:`nascli.profile.count_parameters`.
 """
 from __future__ import annotations
 
@@ -219,8 +219,3 @@ class NetworkImageNet(nn.Module):
             return logits, logits_aux
         return logits
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters excluding the auxiliary head (DARTS ``utils.count_parameters_in_MB`` x 1e6)."""
-    return sum(p.numel() for name, p in model.named_parameters()
-               if p.requires_grad and "auxiliary" not in name)

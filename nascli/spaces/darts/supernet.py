@@ -1,0 +1,95 @@
+"""The DARTS search supernet (quark0/darts@f276dd3 ``cnn/model_search.py`` ``Network``; METHODS.md 0.1).
+
+    stem: Conv3x3(in -> stem_multiplier*C) + BN
+    cells 0..layers-1, reduction cells at layers//3 and 2*layers//3 (C doubles there); cell k reads the
+        outputs of cells k-2 and k-1 (the stem output for both at k = 0)
+    global average pooling + Linear
+
+All normal cells share one alpha (14 x 8) and all reduction cells the other; the mixer is asked for
+each cell type's :class:`~nascli.search.mixers.base.EdgeWeights` once per forward pass. ``impl`` picks
+the cell implementation: ``fast`` (node-batched, :mod:`nascli.spaces.darts.search_fast`) or
+``reference`` (one module per op per edge, :mod:`nascli.spaces.darts.search_cells`); both compute the
+same function and :func:`copy_reference_to_fast` maps the weights of one onto the other.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nascli.registry import Registry
+from nascli.spaces.base import Supernet, SupernetOptions
+from nascli.spaces.darts.search_cells import ReferenceSearchCell, SearchCellBase
+from nascli.spaces.darts.search_fast import FastSearchCell, copy_reference_cell_to_fast
+
+CELL_IMPLS: Registry[type[SearchCellBase]] = Registry("DARTS supernet impl")
+CELL_IMPLS.register("fast")(FastSearchCell)
+CELL_IMPLS.register("reference")(ReferenceSearchCell)
+
+
+def reduction_layers(layers: int) -> tuple[int, int]:
+    """Indices of the two reduction cells (quark0: ``i in [layers//3, 2*layers//3]``)."""
+    return layers // 3, 2 * layers // 3
+
+
+class DartsSupernet(Supernet):
+    """Weight-sharing DARTS search network (module docstring)."""
+
+    def __init__(self, space, mixer: nn.Module, num_classes: int, in_channels: int, options: SupernetOptions,
+                 C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
+                 impl: str = "fast"):
+        super().__init__()
+        if steps != 4 or multiplier != 4:
+            raise ValueError(f"the DARTS space has 4 intermediate nodes, all concatenated; got steps={steps}, "
+                             f"multiplier={multiplier} (valid: 4, 4)")
+        cell_cls = CELL_IMPLS.get(impl)
+        self.space, self.mixer, self.impl = space, mixer, impl
+        self.C, self.layers = C, layers
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, C
+        cells = []
+        reduction_prev = False
+        reductions = reduction_layers(layers)
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                c_curr *= 2
+            cells.append(cell_cls(c_pp, c_p, c_curr, reduction, reduction_prev, options, steps, multiplier))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, multiplier * c_curr
+        self.cells = nn.ModuleList(cells)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+        # DARTS- coefficient of the auxiliary skip; the aux_skip_decay component writes it every epoch
+        self.register_buffer("aux_skip_coef", torch.tensor(1.0 if options.aux_skip else 0.0))
+        self.aux_skip = bool(options.aux_skip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = {ct: self.mixer.edge_weights(ct) for ct in self.space.cell_types}
+        coef = self.aux_skip_coef if self.aux_skip else None
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], coef)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+def build_darts_supernet(space, mixer: nn.Module, num_classes: int, in_channels: int, options: SupernetOptions,
+                         **space_cfg: Any) -> DartsSupernet:
+    """What ``DartsSpace.build_supernet`` returns: ``space_cfg`` = C, layers, steps, multiplier,
+    stem_multiplier, impl (``fast`` | ``reference``)."""
+    return DartsSupernet(space, mixer, num_classes, in_channels, options, **space_cfg)
+
+
+@torch.no_grad()
+def copy_reference_to_fast(reference: DartsSupernet, fast: DartsSupernet) -> None:
+    """Give ``fast`` exactly the weights and BN statistics of ``reference`` (and its alphas)."""
+    if len(reference.cells) != len(fast.cells):
+        raise ValueError("supernets of different depth")
+    fast.mixer.load_state_dict(reference.mixer.state_dict())
+    fast.stem.load_state_dict(reference.stem.state_dict())
+    fast.classifier.load_state_dict(reference.classifier.state_dict())
+    fast.aux_skip_coef.copy_(reference.aux_skip_coef)
+    for ref_cell, fast_cell in zip(reference.cells, fast.cells):
+        copy_reference_cell_to_fast(ref_cell, fast_cell)
