@@ -299,8 +299,9 @@ class Interrupt(Exception):
 
 
 def interrupted_and_full_states(tmp_path: Path, overrides: list[str], crash_at_step: int):
-    """Final checkpoints of an uninterrupted search and of one interrupted at its ``crash_at_step``-th
-    optimizer step (in-process) and then resumed by a fresh session on the same run directory."""
+    """(final checkpoint of an uninterrupted search, final checkpoint of the same search interrupted at
+    its ``crash_at_step``-th optimizer step (in-process) and resumed by a fresh session on the same run
+    directory, (epoch, step) the resume started from)."""
     from nascli.commands.search import SearchSession
 
     full = SearchSession(compose_cfg("search", [*overrides, f"out_root={tmp_path / 'full'}"]))
@@ -319,10 +320,11 @@ def interrupted_and_full_states(tmp_path: Path, overrides: list[str], crash_at_s
     with pytest.raises(Interrupt):
         cut.execute()
     assert not (cut.run.path / "result.json").exists()
+    load = lambda s: torch.load(s.run.checkpoint_path, weights_only=False)  # noqa: E731
+    at = load(cut)
     resumed = SearchSession(cut_cfg)
     result = resumed.execute()
-    load = lambda s: torch.load(s.run.checkpoint_path, weights_only=False)  # noqa: E731
-    return load(full), load(resumed), result
+    return load(full), load(resumed), (at["epoch"], at["step"])
 
 
 def assert_same_state(a: dict, b: dict, prefixes=("mixer.",)) -> None:
@@ -339,6 +341,7 @@ RESUME = ["search.epochs=3", "search.max_steps_per_epoch=3", "search.checkpoint_
 
 def test_resume_restores_alphas_and_temperature_exactly(tmp_path):
     # crash at step 6 = epoch 1, step 3: resumes from the mid-epoch checkpoint after step 2 of epoch 1
-    full, resumed, _ = interrupted_and_full_states(tmp_path, ["method=gdas", *TINY, *RESUME], crash_at_step=6)
+    full, resumed, at = interrupted_and_full_states(tmp_path, ["method=gdas", *TINY, *RESUME], crash_at_step=6)
+    assert at == (1, 2)
     assert_same_state(full, resumed)
     assert float(resumed["supernet"]["mixer.tau"]) == pytest.approx(0.1)

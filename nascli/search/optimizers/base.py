@@ -34,31 +34,32 @@ def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
 
 
 class StepStats:
-    """On-device running sums of loss/accuracy; read (host sync) only at log points."""
+    """Running sums of loss/accuracy kept on the device (no host sync inside a step); counts are
+    host integers. Read only at log points."""
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
 
     def add(self, prefix: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
-        n = torch.tensor(float(y.shape[0]), device=y.device)
+        n = y.shape[0]
         for key, val in ((f"{prefix}_loss", loss.detach().float() * n),
-                         (f"{prefix}_correct", (logits.detach().argmax(1) == y).sum().float()),
-                         (f"{prefix}_n", n)):
+                         (f"{prefix}_correct", (logits.detach().argmax(1) == y).sum().float())):
             self.sums[key] = self.sums[key] + val if key in self.sums else val
+        self.counts[prefix] = self.counts.get(prefix, 0) + n
 
     def summary(self) -> dict[str, float]:
         out = {}
-        for prefix in sorted({k.rsplit("_", 1)[0] for k in self.sums}):
-            n = float(self.sums[f"{prefix}_n"])
+        for prefix, n in sorted(self.counts.items()):
             out[f"{prefix}_loss"] = float(self.sums[f"{prefix}_loss"]) / n
             out[f"{prefix}_acc"] = 100.0 * float(self.sums[f"{prefix}_correct"]) / n
         return out
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.sums)
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.sums = dict(state)
+    def load_state_dict(self, state: dict) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
 
 
 class SearchOptimizer(ABC):
