@@ -13,7 +13,7 @@ from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
 from nascli.errors import BadArchError, NasError
 from nascli.paths import CONF_DIR
-from nascli.spaces import SPACES, get_space
+from nascli.spaces import get_space, space_names
 
 
 def load_arch(text: str, default_space: str):
@@ -32,7 +32,7 @@ def load_arch(text: str, default_space: str):
     if "~" in text:
         space = get_space("nb201")
         return space, space.parse_arch(text)
-    names = [default_space] + [n for n in SPACES.names() if n != default_space]
+    names = [default_space] + [n for n in space_names() if n != default_space]
     errors = []
     for name in names:
         space = get_space(name)
@@ -52,7 +52,6 @@ def _arch_id(text: str, arch) -> str:
 
 def build_network(cfg: DictConfig, space, arch, info):
     net_cfg = dict(plain(cfg.space.get("network", {})) or {})
-    net_cfg.update(plain(cfg.get("network", {})) or {})
     if "auxiliary" in net_cfg:
         net_cfg["auxiliary"] = bool(net_cfg["auxiliary"]) and float(cfg.protocol.get("auxiliary_weight", 0)) > 0
     if info.name == "imagenet" and space.name == "darts":

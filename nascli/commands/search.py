@@ -89,6 +89,7 @@ class SearchSession:
         record.update(self.engine.schedule_values())
         record.update(self.optimizer.stats.summary())
         record["alpha_entropy"] = alpha_entropy(self.supernet.mixer.probabilities())
+        record["alphas"] = {ct: p.tolist() for ct, p in self.supernet.mixer.probabilities().items()}
         record["skip_count"] = self.space.skip_count(derived)
         record["arch"] = derived.to_string()
         record["benchmark"] = benchmark_truth(self.space.name, self.cfg.dataset.name, derived)

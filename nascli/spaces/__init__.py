@@ -12,6 +12,12 @@ def get_space(name: str):
     return SPACES.get(name)()
 
 
+def space_names() -> list[str]:
+    """Names of all registered spaces."""
+    _load_all()
+    return SPACES.names()
+
+
 def _load_all() -> None:
     import nascli.spaces.nb201  # noqa: F401
     try:
