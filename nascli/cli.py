@@ -4,11 +4,15 @@ Everything after the command goes to Hydra unchanged, so ``--help``, ``--cfg job
 as Hydra users expect, with two conveniences done before Hydra sees the arguments:
   * ``arch=``, ``run=``, ``policy=``, ``sweep=`` values (NB201 strings, Genotype text, run paths with
     ``seed=N``) are quoted for Hydra's grammar;
-  * a config-group choice that does not exist fails with one line naming the valid choices.
+  * a config-group choice that does not exist fails with one line naming the valid choices;
+  * ``hydra/launcher=<name>`` is checked the same way, and a launcher whose optional plugin is not
+    installed fails with one line naming the extra to install (``pip install 'nascli[slurm]'``);
+  * under torchrun (WORLD_SIZE > 1) only the commands in ``DISTRIBUTED_COMMANDS`` run.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -23,7 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("nascli.commands.benchmark:benchmark", "methods x seeds studies with baselines and reports"),
 }
 QUOTED_KEYS = ("arch", "run", "policy", "sweep")  # free text: NB201 strings, paths with "seed=N"
+DISTRIBUTED_COMMANDS = ("evaluate",)  # may run under torchrun with WORLD_SIZE > 1 (nascli/distributed.py)
 _GROUP_ARG = re.compile(r"^(?:\+\+|\+)?([a-z_]+)=(.*)$")
+_LAUNCHER_ARG = re.compile(r"^(?:\+\+|\+)?hydra/launcher=(.*)$")
 
 
 def usage() -> str:
@@ -36,6 +42,8 @@ def usage() -> str:
               "  nas evaluate arch='|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
               "nor_conv_3x3~1|nor_conv_3x3~2|' dry_run=true",
               "  nas search -m seed=0,1,2,3",
+              "  nas search -m seed=0,1,2,3 hydra/launcher=parallel   (or local, slurm: see docs/CLUSTER.md)",
+              "  torchrun --nproc_per_node=4 -m nascli evaluate arch=... protocol=...",
               "", "config groups: " + ", ".join(config_groups())]
     return "\n".join(lines)
 
@@ -60,12 +68,17 @@ def quote_value(value: str) -> str:
 
 
 def prepare_overrides(args: list[str]) -> list[str]:
-    """Quote arch= values and validate config-group choices (one-line error on a bad one)."""
+    """Quote arch= values and validate config-group and launcher choices (one-line error on a bad one)."""
     groups = set(config_groups())
     out = []
     for arg in args:
         m = _GROUP_ARG.match(arg)
-        if m and m.group(1) in QUOTED_KEYS:
+        launcher = _LAUNCHER_ARG.match(arg)
+        if launcher:
+            from nascli.launch import check_launcher
+            for choice in launcher.group(1).split(","):
+                check_launcher(choice.strip())
+        elif m and m.group(1) in QUOTED_KEYS:
             key, value = arg.split("=", 1)
             arg = f"{key}={quote_value(value)}"
         elif m and m.group(1) in groups:
@@ -76,6 +89,15 @@ def prepare_overrides(args: list[str]) -> list[str]:
                     raise NasError(f"unknown {group} {choice!r}; valid choices: {', '.join(choices)}")
         out.append(arg)
     return out
+
+
+def check_world_size(command: str) -> None:
+    """One-line error when a single-device command is started by torchrun with WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and command not in DISTRIBUTED_COMMANDS:
+        raise NasError(f"nas {command} runs on one device per job (WORLD_SIZE={world} given); scale it through "
+                       f"sweeps instead (nas {command} -m seed=0,1,2,3 hydra/launcher=parallel|local|slurm); "
+                       f"torchrun supports: {', '.join('nas ' + c for c in DISTRIBUTED_COMMANDS)}")
 
 
 def _load(target: str) -> Callable:
@@ -114,11 +136,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     try:
+        check_world_size(command)
         rest = prepare_overrides(rest)
     except NasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
+            print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     import hydra
+
+    import nascli.launch  # noqa: F401  (registers the ${nas.*} resolvers the launcher presets use)
 
     sys.argv = [f"nas-{command}"] + rest
     hydra.main(version_base=None, config_path=str(CONF_DIR), config_name=command)(_task(command))()

@@ -222,10 +222,26 @@ def test_cpu_search_step_nb201(tmp_path):
     assert state["supernet"]["mixer.betas.cell"].shape == (6,)
 
 
-def test_cpu_search_step_nb201_strict_fair(tmp_path):
-    res = result_line(nas("search", "method=rome", *TINY, "optimizer.num_paths=5", "method.mixer.strict_fair=true",
-                          "search.epochs=1", "search.max_steps_per_epoch=1", f"out_root={tmp_path}"))
-    assert res["status"] == "ok"
+def test_search_step_nb201_strict_fair_in_process(tmp_path):
+    from nascli.commands.search import SearchSession
+    s = SearchSession(compose_cfg("search", ["method=rome", *TINY, "optimizer.num_paths=5", "method.mixer.strict_fair=true",
+                                             "search.epochs=1", "search.max_steps_per_epoch=1", f"out_root={tmp_path}"]))
+    used = []
+    mixer = s.supernet.mixer
+    sample_ops = mixer.sample_ops
+
+    def record(ct):
+        hard, index = sample_ops(ct)
+        if mixer._forced is not None:
+            assert torch.equal(index, mixer._forced[ct])
+            used.append(index.tolist())
+        return hard, index
+
+    mixer.sample_ops = record
+    assert s.execute()["status"] == "ok"
+    assert len(used) == 5  # the 5 weight paths of the one step ran on the fair schedule
+    for e in range(6):  # K = 5 = number of ops: every op exactly once per edge
+        assert sorted(path[e] for path in used) == [0, 1, 2, 3, 4]
 
 
 @needs_darts_supernet

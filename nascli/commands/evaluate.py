@@ -1,4 +1,8 @@
-"""``nas evaluate arch=<arch.json | NB201 string | Genotype text | published name>``: train from scratch."""
+"""``nas evaluate arch=<arch.json | NB201 string | Genotype text | published name>``: train from scratch.
+
+Also data-parallel under ``torchrun --nproc_per_node=N -m nascli evaluate ...`` (:mod:`nascli.distributed`):
+every rank computes, only rank 0 writes the run directory and prints; the result states ``world_size``.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli import distributed
 from nascli.commands.common import benchmark_truth, console, emit_result, plain, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
@@ -72,10 +77,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     info = dataset_info(cfg.dataset)
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
+    main = distributed.is_main()  # under torchrun only rank 0 writes and prints
     done = run.finished_result()
     if done is not None:
-        console.print(f"[bold]finished run[/] {run.path} (not redone)")
-        emit_result(done)
+        if main:
+            console.print(f"[bold]finished run[/] {run.path} (not redone)")
+            emit_result(done)
         return done
     seed_everything(int(cfg.seed))
     model = build_network(cfg, space, arch, info)
@@ -86,10 +93,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "params": int(params), "flops": int(flops)}
     if cfg.get("dry_run"):
         result = {"status": "dry_run", **base}
-        run.write_json("result.json", result)
-        emit_result(result)
+        if main:
+            run.write_json("result.json", result)
+            emit_result(result)
         return result
-    return _train(cfg, run, space, arch, model, info, base)
+    try:
+        return _train(cfg, run, space, arch, model, info, base)
+    finally:
+        distributed.shutdown()
 
 
 def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> dict[str, Any]:
@@ -97,22 +108,25 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> 
     from nascli.data import eval_splits
     from nascli.train import Protocol, train_network
 
-    device = resolve_device(cfg.device)
+    ctx, device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
+    main = ctx.is_main
     train_split, test_split, info = eval_splits(cfg.dataset)
     protocol = Protocol.from_config(cfg.protocol)
     model = to_device(model, device)
-    state = run.load_checkpoint(map_location=device)
-    if state is None:
+    state = run.load_checkpoint(map_location=device)  # every rank resumes from rank 0's checkpoint
+    if state is None and main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
         run.write_json("arch.json", arch.to_json())
         _draw(arch, run.path / "cells" / "arch")
         run.truncate_metrics(0)
-    else:
+    elif main:
         run.truncate_metrics(int(state.get("epoch", -1)) + 1)
         console.print(f"[bold]resuming[/] {run.path}")
 
     def on_epoch_end(epoch: int, metrics: dict, resumable: dict) -> None:
+        if not main:
+            return
         run.append_metrics({"epoch": epoch, **metrics})
         run.save_checkpoint(resumable)
         console.print(f"epoch {epoch + 1}/{protocol.epochs} " +
@@ -120,8 +134,9 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> 
 
     final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
                           seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end)
-    result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": 1,
+    result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
               "benchmark": benchmark_truth(space.name, str(cfg.dataset.name), arch)}
-    run.write_json("result.json", result)
-    emit_result(result)
+    if main:
+        run.write_json("result.json", result)
+        emit_result(result)
     return result

@@ -32,7 +32,8 @@ def arch_hessian(supernet, batch, arch_weight_decay: float = 0.0) -> torch.Tenso
     saved = [b.detach().clone() for b in buffers]
     try:
         with frozen(supernet.weight_parameters()):
-            loss = F.cross_entropy(supernet(x).float(), y)
+            logits = supernet(x)
+            loss = F.cross_entropy(logits if logits.dtype == torch.float64 else logits.float(), y)
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
         rows = []

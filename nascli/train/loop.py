@@ -13,6 +13,13 @@ One epoch ``e`` (0-based) of :func:`train_network`:
 On CUDA the forward runs under bf16 autocast with channels_last tensors and a fused SGD; losses and
 accuracies accumulate on the device and are read back once per epoch. ``cudnn.benchmark`` is left as
 it is (off by default) so runs stay reproducible.
+
+Under torchrun (a joined process group with world size W > 1, :mod:`nascli.distributed`) the same
+loop runs data-parallel: the network is wrapped in DistributedDataParallel, each rank trains on its
+``batch_size / W`` slice of every global batch (:class:`~nascli.distributed.ShardedStream`), the test
+split is evaluated in shards, and the epoch's loss/accuracy sums are all-reduced, so every rank
+reports the global figures. ``protocol.batch_size`` stays the global batch. The state handed to
+``on_epoch_end`` holds the unwrapped model and is identical on all ranks.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli import distributed
 from nascli.errors import CheckpointError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
@@ -69,10 +77,9 @@ def _prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                      device: torch.device | str) -> float:
-    """Top-1 accuracy in percent over ``batches`` in eval mode (NaN for an empty iterable)."""
-    device = torch.device(device)
+def _count_correct(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                   device: torch.device) -> torch.Tensor:
+    """int64 ``[correct top-1 predictions, examples]`` over ``batches`` in eval mode, on ``device``."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
@@ -83,7 +90,18 @@ def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, to
         logits = output[0] if isinstance(output, (tuple, list)) else output
         correct += (logits.argmax(dim=1) == y).sum()
         total += int(y.shape[0])
-    return 100.0 * float(correct.item()) / total if total else float("nan")
+    return torch.stack([correct, torch.tensor(total, dtype=torch.int64, device=device)])
+
+
+def _accuracy(counts: torch.Tensor) -> float:
+    correct, total = (int(v) for v in counts.tolist())
+    return 100.0 * correct / total if total else float("nan")
+
+
+def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                      device: torch.device | str) -> float:
+    """Top-1 accuracy in percent over ``batches`` in eval mode (NaN for an empty iterable)."""
+    return _accuracy(_count_correct(model, batches, torch.device(device)))
 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any, steps: int,
@@ -109,8 +127,10 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
         loss_sum += loss.detach().double() * n
         correct += (logits.detach().argmax(dim=1) == y).sum()
         seen += n
-    # One host sync per epoch.
-    return float(loss_sum.item()) / max(seen, 1), 100.0 * float(correct.item()) / max(seen, 1)
+    # Sums over all ranks (a no-op in one process); one host sync per epoch.
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+    loss_total, correct_total, seen_total = distributed.all_reduce_sum(totals).tolist()
+    return loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1)
 
 
 def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) -> torch.optim.SGD:
@@ -127,6 +147,15 @@ def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) 
 
 def _on_device(split: Any, device: torch.device) -> Any:
     return split.to(device) if hasattr(split, "to") else split
+
+
+def _data_parallel(model: nn.Module, device: torch.device, ctx: distributed.DistContext) -> nn.Module:
+    """``model`` itself in one process; DistributedDataParallel (gradient all-reduce) under torchrun."""
+    if not ctx.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _final(metrics: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
@@ -173,16 +202,19 @@ def train_network(
     Returns:
         ``{'test_acc', 'train_loss', 'train_acc', 'epochs'}`` of the last epoch.
     """
+    ctx = distributed.current()
     if make_stream is None or iterate_test is None:
         from nascli.data import BatchStream, iterate_eval
 
-        make_stream = make_stream or BatchStream
+        make_stream = make_stream or (distributed.sharded_stream_factory(ctx) if ctx.distributed else BatchStream)
         iterate_test = iterate_test or iterate_eval
     device = torch.device(device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     train_split, test_split = _on_device(train_split, device), _on_device(test_split, device)
+    if ctx.distributed:
+        test_split = distributed.shard_split(test_split, ctx.rank, ctx.world_size)
     optimizer = _make_optimizer(model, protocol, device)
     if state is None:
         seed_everything(seed)
@@ -200,6 +232,7 @@ def train_network(
         stream.load_state_dict(state["stream"])
         restore_rng_state(state["rng"])
         start, metrics = int(state["epoch"]) + 1, state.get("metrics")
+    net = _data_parallel(model, device, ctx)  # after loading: DDP starts from rank 0's (identical) weights
 
     steps = int(stream.batches_per_pass())
     if protocol.max_steps_per_epoch is not None:
@@ -214,8 +247,10 @@ def train_network(
         drop_path = drop_path_at_epoch(protocol, epoch)
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = drop_path
-        train_loss, train_acc = _train_epoch(model, optimizer, stream, steps, protocol, device)
-        test_acc = evaluate_accuracy(model, iterate_test(test_split, info, protocol.batch_size), device)
+        train_loss, train_acc = _train_epoch(net, optimizer, stream, steps, protocol, device)
+        distributed.broadcast_buffers(model)  # evaluate (and save) rank 0's BatchNorm statistics everywhere
+        counts = _count_correct(model, iterate_test(test_split, info, protocol.batch_size), device)
+        test_acc = _accuracy(distributed.all_reduce_sum(counts))
         metrics = {
             "epoch": epoch,
             "lr": lr,

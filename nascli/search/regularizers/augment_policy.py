@@ -194,6 +194,11 @@ class AugmentPolicySearch(Component):
         """Files the search command writes into the run directory: ``policy.json``."""
         return {"policy.json": self.policy().to_json()}
 
+    def report(self):
+        """A rich table of the searched policy for the end-of-search console output."""
+        from nascli.data.policy import policy_table
+        return policy_table(self.policy())
+
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         return {"params": {k: v.detach().clone() for k, v in self.params.state_dict().items()},

@@ -62,8 +62,19 @@ def search_op(name: str, C: int, stride: int, track_running_stats: bool) -> nn.M
     return as_search_module(op, track_running_stats)
 
 
+def build_edge_ops(edges: list[Edge], C: int, track_running_stats: bool) -> nn.ModuleList:
+    """Per edge a ModuleList of the 8 candidate ops in PRIMITIVES order (an empty Identity for ``none``,
+    which is never called)."""
+    return nn.ModuleList(
+        nn.ModuleList(search_op(name, C, e.stride, track_running_stats) or nn.Identity() for name in PRIMITIVES)
+        for e in edges)
+
+
 class SearchCellBase(nn.Module):
     """Preprocessing, edge list, auxiliary skips and the edge-output formula shared by both cells."""
+
+    #: memory format the supernet gives the cells' input (None: leave the input as it comes)
+    memory_format: torch.memory_format | None = None
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  options: SupernetOptions, steps: int = 4, multiplier: int = 4):
@@ -82,13 +93,19 @@ class SearchCellBase(nn.Module):
         else:
             self.preprocess0 = as_search_module(ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False), self.track)
         self.preprocess1 = as_search_module(ReLUConvBN(C_prev, C, 1, 1, 0, affine=False), self.track)
-        self.bypass_pool = nn.MaxPool2d(2, 2)
+        # PC-DARTS MixedOp.mp = MaxPool2d(2, 2); ceil_mode only differs on odd sizes, where the reference fails
+        self.bypass_pool = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.aux_skip = bool(options.aux_skip)
         if self.aux_skip:
             self.aux = nn.ModuleList(
                 nn.Identity() if e.stride == 1
                 else as_search_module(FactorizedReduce(C, C, affine=False), self.track)
                 for e in self.edge_list)
+
+    @staticmethod
+    def prepare(w: EdgeWeights) -> EdgeWeights:
+        """Per-forward preprocessing of a cell type's EdgeWeights, shared by all cells of that type."""
+        return w
 
     def preprocess(self, s0: torch.Tensor, s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.preprocess0(s0), self.preprocess1(s1)
@@ -144,10 +161,7 @@ class ReferenceSearchCell(SearchCellBase):
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  options: SupernetOptions, steps: int = 4, multiplier: int = 4):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, options, steps, multiplier)
-        self.edges = nn.ModuleList(
-            nn.ModuleList(search_op(name, self.c_op, e.stride, self.track) or nn.Identity()
-                          for name in PRIMITIVES)
-            for e in self.edge_list)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights,
                 aux_coef: torch.Tensor | None = None) -> torch.Tensor:

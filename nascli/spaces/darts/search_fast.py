@@ -1,3 +1,299 @@
-from nascli.spaces.darts.search_cells import ReferenceSearchCell as FastSearchCell
-def copy_reference_cell_to_fast(a, b):
-    b.load_state_dict(a.state_dict())
+"""The fast DARTS search cell: the reference cell's modules and function, computed with less work.
+
+Same parameters and buffers as :class:`~nascli.spaces.darts.search_cells.ReferenceSearchCell` (so
+:func:`copy_reference_cell_to_fast` is a state-dict copy and the parameter counts agree), and the same
+edge formula (module docstring of ``search_cells.py``). What is done differently (measured in
+docs/SPEED.md):
+
+* channels-last tensors throughout (the supernet converts its input): oneDNN's depthwise and 1x1
+  kernels are several times faster in NHWC on CPU;
+* the depthwise convs use :mod:`nascli.spaces.darts.search_conv` (fast CPU backward, dilated convs on
+  the polyphase components);
+* per source node, work that every outgoing edge repeats is done once: ReLU(x) (read by sep/dil convs
+  and FactorizedReduce), its polyphase split / even-odd subsamples, max/avg pooling and -- in training
+  mode, where the BatchNorm after a pool only uses batch statistics of the same tensor -- the pool's
+  BN normalisation (each edge's running statistics still get their own update), the PC-DARTS bypass;
+* the mixing coefficient w[e, o] (times edge_scale) of an op that ends in a non-affine BatchNorm is
+  passed as that BN's ``weight``: BN(z) * w in one kernel, and dL/dw comes out of the BN backward;
+* ``none`` is never computed; ops outside ``EdgeWeights.active`` are not computed (single-path
+  methods); the coefficients are unbound once per forward pass and cell type, not per cell.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nascli.search.mixers.base import EdgeWeights
+from nascli.spaces.base import Edge, SupernetOptions
+from nascli.spaces.darts.search_cells import NONE, OP_INDEX, SearchCellBase, build_edge_ops
+from nascli.spaces.darts.search_conv import can_phase_split, depthwise_conv, phase_merge, phase_split
+
+CL = torch.channels_last
+
+
+class PreparedWeights:
+    """One cell type's EdgeWeights as per-(edge, op) scalars / channel vectors, built once per forward.
+
+    coef[e, o] = weights[e, o] * edge_scale[e] (edge_scale folded into the ops of the mixed part)."""
+
+    def __init__(self, w: EdgeWeights):
+        self.w = w
+        coef = w.weights if w.edge_scale is None else w.weights * w.edge_scale[:, None]
+        self.coef = coef
+        self.scalars = [row.unbind(0) for row in coef.unbind(0)]
+        self.ops = [w.ops_of(e, NONE) for e in range(coef.shape[0])]
+        self.scale = None if w.edge_scale is None else w.edge_scale.unbind(0)
+        pt = w.passthrough
+        self.passthrough = None if pt is None else (pt.unbind(0) if torch.is_tensor(pt) and pt.dim() else
+                                                    [pt] * coef.shape[0])
+        self._vectors: dict[int, list] = {}
+
+    def vector(self, e: int, o: int, channels: int) -> torch.Tensor:
+        """coef[e, o] expanded to ``channels`` (a BatchNorm weight)."""
+        if channels not in self._vectors:
+            # contiguous: the CPU channels-last BatchNorm backward misreads a stride-0 weight (torch 2.13)
+            expanded = self.coef[:, :, None].expand(-1, -1, channels).contiguous()
+            self._vectors[channels] = [row.unbind(0) for row in expanded.unbind(0)]
+        return self._vectors[channels][e][o]
+
+
+def batch_norm(h: torch.Tensor, bn: nn.BatchNorm2d, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``bn(h) * weight`` (bn is non-affine) exactly as nn.BatchNorm2d.forward, incl. running statistics."""
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    keep = not bn.training or bn.track_running_stats
+    return F.batch_norm(h, bn.running_mean if keep else None, bn.running_var if keep else None, weight, None,
+                        use_batch, factor, bn.eps)
+
+
+@torch.no_grad()
+def _repeat_running_update(first: nn.BatchNorm2d, before: tuple[torch.Tensor, torch.Tensor],
+                           others: list[nn.BatchNorm2d]) -> None:
+    """Apply the batch statistics that just updated ``first`` to the running statistics of ``others``."""
+    f1 = 1.0 / float(first.num_batches_tracked) if first.momentum is None else first.momentum
+    mean = (first.running_mean - (1 - f1) * before[0]) / f1
+    var = (first.running_var - (1 - f1) * before[1]) / f1
+    for bn in others:
+        bn.num_batches_tracked.add_(1)
+        f = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+        bn.running_mean.mul_(1 - f).add_(f * mean)
+        bn.running_var.mul_(1 - f).add_(f * var)
+
+
+def shuffle_into(mixed: torch.Tensor, rest: torch.Tensor, K: int) -> torch.Tensor:
+    """channel_shuffle(cat[mixed, rest], K) (PC-DARTS) in one channels-last copy: output channel
+    j*K + g is channel j of group g, group 0 = ``mixed``, groups 1..K-1 = the C/K-chunks of ``rest``."""
+    B, c, h, w = mixed.shape
+    parts = [mixed, *rest.split(c, dim=1)]
+    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in parts], dim=-1)
+    return stacked.reshape(B, h, w, c * K).permute(0, 3, 1, 2)
+
+
+class _NodeFeatures:
+    """What the edges leaving one node share, computed on first use."""
+
+    def __init__(self, cell: "FastSearchCell", x: torch.Tensor, stride: int):
+        self.cell, self.x, self.stride = cell, x, stride
+
+    @cached_property
+    def xo(self) -> torch.Tensor:
+        """The channels the ops see (the first C/K under partial channels)."""
+        if self.cell.K == 1:
+            return self.x
+        return self.x[:, : self.cell.c_op].contiguous(memory_format=CL)
+
+    @cached_property
+    def relu(self) -> torch.Tensor:
+        return F.relu(self.xo)
+
+    @cached_property
+    def phases(self) -> torch.Tensor:
+        return phase_split(self.relu)
+
+    @cached_property
+    def even(self) -> torch.Tensor:
+        return self.relu[:, :, ::2, ::2].contiguous(memory_format=CL)
+
+    @cached_property
+    def odd(self) -> torch.Tensor:
+        """relu(x)[1::2, 1::2], padded at the end for odd sizes (FactorizedReduce's shifted conv input)."""
+        r = self.relu
+        out = r[:, :, 1::2, 1::2]
+        if r.shape[2] % 2 or r.shape[3] % 2:
+            out = F.pad(out, (0, r.shape[3] % 2, 0, r.shape[2] % 2))
+        return out.contiguous(memory_format=CL)
+
+    @cached_property
+    def full(self) -> "_NodeFeatures":
+        """Features of all C channels (the DARTS- auxiliary FactorizedReduce reads the whole node)."""
+        if self.cell.K == 1:
+            return self
+        return _NodeFeatures(self.cell.full_view, self.x, self.stride)
+
+    @cached_property
+    def bypass(self) -> torch.Tensor:
+        """PC-DARTS: the channels that skip the ops (max-pooled 2x2 on stride-2 edges)."""
+        rest = self.x[:, self.cell.c_op:]
+        return self.cell.bypass_pool(rest) if self.stride == 2 else rest
+
+    def pooled(self, o: int) -> torch.Tensor:
+        key = f"_pool{o}"
+        if key not in self.__dict__:
+            self.__dict__[key] = self.cell.pools[o][self.stride](self.xo)
+        return self.__dict__[key]
+
+
+class _FullWidth:
+    """The few attributes _NodeFeatures reads, for features over all C channels."""
+
+    def __init__(self, cell: "FastSearchCell"):
+        self.K, self.c_op = 1, cell.C
+
+
+class FastSearchCell(SearchCellBase):
+    """Fast DARTS search cell (module docstring); parameters identical to the reference cell."""
+
+    def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
+                 options: SupernetOptions, steps: int = 4, multiplier: int = 4):
+        super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, options, steps, multiplier)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
+        self.outgoing: list[list[Edge]] = [[e for e in self.edge_list if e.src == j]
+                                           for j in range(2 + steps - 1)]
+        self.pools = {
+            OP_INDEX["max_pool_3x3"]: {s: nn.MaxPool2d(3, s, 1) for s in (1, 2)},
+            OP_INDEX["avg_pool_3x3"]: {s: nn.AvgPool2d(3, s, 1, count_include_pad=False) for s in (1, 2)},
+        }
+        self.full_view = _FullWidth(self)
+        self._op_fns = {
+            OP_INDEX["max_pool_3x3"]: self._pool, OP_INDEX["avg_pool_3x3"]: self._pool,
+            OP_INDEX["skip_connect"]: self._skip,
+            OP_INDEX["sep_conv_3x3"]: self._sep, OP_INDEX["sep_conv_5x5"]: self._sep,
+            OP_INDEX["dil_conv_3x3"]: self._dil, OP_INDEX["dil_conv_5x5"]: self._dil,
+        }
+
+    memory_format = CL
+
+    @staticmethod
+    def prepare(w: EdgeWeights) -> PreparedWeights:
+        return PreparedWeights(w)
+
+    # ----- ops (each returns (term, phase_term); phase terms live on the polyphase components) -----
+    def _sep(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        _, dw1, pw1, bn1, _, dw2, pw2, bn2 = self.edges[e.index][o]
+        h = depthwise_conv(f.relu, dw1.weight, e.stride)
+        h = F.relu(batch_norm(F.conv2d(h, pw1.weight), bn1))
+        h = F.conv2d(depthwise_conv(h, dw2.weight), pw2.weight)
+        return batch_norm(h, bn2, p.vector(e.index, o, self.c_op)), None
+
+    def _dil(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        _, dw, pw, bn = self.edges[e.index][o]
+        vec = p.vector(e.index, o, self.c_op)
+        if e.stride == 1 and can_phase_split(f.relu):
+            return None, batch_norm(F.conv2d(depthwise_conv(f.phases, dw.weight), pw.weight), bn, vec)
+        if e.stride == 2 and f.relu.device.type == "cpu":
+            return batch_norm(F.conv2d(depthwise_conv(f.even, dw.weight), pw.weight), bn, vec), None
+        return batch_norm(F.conv2d(depthwise_conv(f.relu, dw.weight, e.stride, 2), pw.weight), bn, vec), None
+
+    def _factorized_reduce(self, fr: nn.Module, f: _NodeFeatures, weight: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([F.conv2d(f.even, fr.conv_1.weight), F.conv2d(f.odd, fr.conv_2.weight)], dim=1)
+        return batch_norm(h, fr.bn, weight)
+
+    def _skip(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        if e.stride == 1:
+            return p.scalars[e.index][o] * f.xo, None
+        return self._factorized_reduce(self.edges[e.index][o], f, p.vector(e.index, o, self.c_op)), None
+
+    def _pool(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        """Pool once per node; in batch-statistics mode also normalise once (see module docstring)."""
+        bn = self.edges[e.index][o][1]
+        if not (bn.training or bn.running_mean is None):  # eval with running statistics: per edge
+            return batch_norm(f.pooled(o), bn, p.vector(e.index, o, self.c_op)), None
+        if o not in shared:
+            users = [bn] + [self.edges[d.index][o][1] for d in shared["edges"]
+                            if d.index != e.index and o in p.ops[d.index]]
+            track = bn.training and bn.track_running_stats
+            before = (bn.running_mean.clone(), bn.running_var.clone()) if track and len(users) > 1 else None
+            shared[o] = batch_norm(f.pooled(o), bn)
+            if before is not None:
+                _repeat_running_update(bn, before, users[1:])
+        return p.scalars[e.index][o] * shared[o], None
+
+    # ----- edges and nodes --------------------------------------------------------------------------------
+    def _edge(self, e: Edge, f: _NodeFeatures, p: PreparedWeights, shared: dict,
+              aux_coef: torch.Tensor | None, shape) -> torch.Tensor | None:
+        terms, phase_terms = [], []
+        for o in p.ops[e.index]:
+            t, pt = self._op_fns[o](e, o, f, p, shared)
+            if t is not None:
+                terms.append(t)
+            if pt is not None:
+                phase_terms.append(pt)
+        if phase_terms:
+            terms.append(phase_merge(_sum(phase_terms)))
+        out = _sum(terms) if terms else None
+        if self.K > 1:
+            if out is None:
+                out = _zeros((shape[0], self.c_op, shape[2], shape[3]), f.x)
+            rest = f.bypass if p.scale is None else f.bypass * p.scale[e.index]
+            out = shuffle_into(out, rest, self.K)
+        if self.aux_skip and aux_coef is not None:
+            if e.stride == 1:
+                a = aux_coef * f.x
+            else:
+                a = self._factorized_reduce(self.aux[e.index], f.full, aux_coef.expand(self.C).contiguous())
+            out = a if out is None else out + a
+        return out
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights | PreparedWeights,
+                aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+        p = w if isinstance(w, PreparedWeights) else PreparedWeights(w)
+        s0, s1 = self.preprocess(s0.contiguous(memory_format=CL), s1.contiguous(memory_format=CL))
+        shape = self.out_shape(s1)
+        states = [s0, s1]
+        terms: dict[int, list] = {2 + i: [] for i in range(self.steps)}
+        scalars: dict[int, list] = {2 + i: [] for i in range(self.steps)}
+        for src, edges in enumerate(self.outgoing):
+            if src >= 2:
+                states.append(self._node(terms[src], scalars[src], shape, s1))
+            f = _NodeFeatures(self, states[src], edges[0].stride)
+            shared: dict = {"edges": edges}
+            for e in edges:
+                out = self._edge(e, f, p, shared, aux_coef, shape)
+                if out is not None:
+                    terms[e.dst].append(out)
+                if p.passthrough is not None:
+                    scalars[e.dst].append(p.passthrough[e.index])
+        last = 1 + self.steps
+        states.append(self._node(terms[last], scalars[last], shape, s1))
+        return torch.cat(states[2:], dim=1)
+
+    @staticmethod
+    def _node(terms: list, scalars: list, shape, like: torch.Tensor) -> torch.Tensor:
+        if terms:
+            total = _sum(terms)
+        else:
+            total = _zeros(shape, like)
+        return total + _sum(scalars) if scalars else total
+
+
+def _zeros(shape, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(shape, dtype=like.dtype, device=like.device).contiguous(memory_format=CL)
+
+
+def _sum(terms: list):
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+@torch.no_grad()
+def copy_reference_cell_to_fast(reference: nn.Module, fast: FastSearchCell) -> None:
+    """Load a reference cell's weights and BN statistics into a fast cell (identical module layout)."""
+    fast.load_state_dict(reference.state_dict())

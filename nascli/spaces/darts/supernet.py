@@ -44,6 +44,7 @@ class DartsSupernet(Supernet):
             raise ValueError(f"the DARTS space has 4 intermediate nodes, all concatenated; got steps={steps}, "
                              f"multiplier={multiplier} (valid: 4, 4)")
         cell_cls = CELL_IMPLS.get(impl)
+        self.cell_cls = cell_cls
         self.space, self.mixer, self.impl = space, mixer, impl
         self.C, self.layers = C, layers
         c_curr = stem_multiplier * C
@@ -67,8 +68,10 @@ class DartsSupernet(Supernet):
         self.aux_skip = bool(options.aux_skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = {ct: self.mixer.edge_weights(ct) for ct in self.space.cell_types}
+        weights = {ct: self.cell_cls.prepare(self.mixer.edge_weights(ct)) for ct in self.space.cell_types}
         coef = self.aux_skip_coef if self.aux_skip else None
+        if self.cell_cls.memory_format is not None:
+            x = x.contiguous(memory_format=self.cell_cls.memory_format)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], coef)

@@ -1,0 +1,109 @@
+"""Collapse indicators (METHODS.md 8, R-DARTS): the exact Hessian of L_val w.r.t. the architecture
+parameters against torch.autograd.functional.hessian, its dominant eigenvalue, alpha entropy, and the
+indicators every method logs in metrics.jsonl."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from helpers import TINY_SEARCH, compose_cfg
+from nascli.commands.search import search
+from nascli.search.diagnostics import alpha_entropy, arch_hessian, dominant_eigenvalue
+from nascli.search.mixers import MIXERS
+from nascli.spaces import get_space
+from nascli.spaces.base import SupernetOptions
+
+
+def _tiny(mixer: str, seed: int = 0, aux_skip: bool = False):
+    torch.manual_seed(seed)
+    space = get_space("nb201")
+    net = space.build_supernet(MIXERS.get(mixer)(space, init_scale=0.7), 3, 3,
+                               SupernetOptions(aux_skip=aux_skip), C=4, N=1).double()
+    g = torch.Generator().manual_seed(seed)
+    batch = (torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g))
+    return net, batch
+
+
+def _direct_hessian(net, batch) -> torch.Tensor:
+    """torch.autograd.functional.hessian of L_val as a function of the flattened arch parameters."""
+    names = [n for n, p in net.named_parameters() if any(p is q for q in net.arch_parameters())]
+    params = dict(net.named_parameters())
+    shapes = [params[n].shape for n in names]
+    flat0 = torch.cat([params[n].detach().reshape(-1) for n in names])
+    buffers = {n: b.clone() for n, b in net.named_buffers()}
+
+    def loss(flat):
+        arch, k = {}, 0
+        for n, s in zip(names, shapes):
+            arch[n] = flat[k:k + s.numel()].view(s)
+            k += s.numel()
+        out = functional_call(net, {**params, **{n: b.clone() for n, b in buffers.items()}, **arch}, (batch[0],))
+        return F.cross_entropy(out, batch[1])
+
+    return torch.autograd.functional.hessian(loss, flat0)
+
+
+@pytest.mark.parametrize("mixer", ["softmax", "pc_softmax"])
+def test_exact_hessian_matches_autograd_functional_hessian(mixer):
+    net, batch = _tiny(mixer, aux_skip=mixer == "softmax")
+    net.train()  # batch-statistics BN, as the search command evaluates it
+    with torch.no_grad():
+        net.aux_skip_coef.fill_(0.3)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    direct = _direct_hessian(net, batch)
+    for k, v in net.state_dict().items():  # the direct computation worked on copies
+        assert torch.equal(v, state[k]), k
+    h = arch_hessian(net, batch)
+    n = 30 if mixer == "softmax" else 36  # alpha (6 x 5) [+ the 6 edge betas]
+    assert h.shape == direct.shape == (n, n) and h.dtype == torch.float64
+    torch.testing.assert_close(h, direct, rtol=1e-7, atol=1e-9)
+    assert direct.abs().max() > 1e-3 and (direct - torch.diag(torch.diag(direct))).abs().max() > 1e-4
+    # arch_hessian leaves the supernet (BN running statistics included) as it found it
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    # weight decay: + wd * I, and lambda_max is the largest eigenvalue of that matrix
+    wd = 1e-3
+    torch.testing.assert_close(arch_hessian(net, batch, wd) - h, wd * torch.eye(n, dtype=torch.float64))
+    expected = float(torch.linalg.eigvalsh((direct + direct.T) / 2 + wd * torch.eye(n, dtype=torch.float64)).max())
+    assert dominant_eigenvalue(net, batch, wd) == pytest.approx(expected, rel=1e-7, abs=1e-10)
+
+
+def test_hessian_in_eval_mode_uses_running_statistics():
+    net, batch = _tiny("softmax", seed=1)
+    net.train()
+    with torch.no_grad():
+        net(batch[0])  # move the running statistics away from their init
+    net.eval()
+    torch.testing.assert_close(arch_hessian(net, batch), _direct_hessian(net, batch), rtol=1e-7, atol=1e-9)
+    net.train()
+    assert not torch.allclose(arch_hessian(net, batch), _direct_hessian(net.eval(), batch), rtol=1e-3)
+
+
+def test_alpha_entropy_hand_values():
+    probs = {"cell": torch.tensor([[0.2] * 5, [1.0, 0, 0, 0, 0]]),
+             "reduce": torch.tensor([[0.5, 0.5, 0, 0]])}
+    ent = alpha_entropy(probs)
+    assert ent["cell"] == pytest.approx(math.log(5) / 2, rel=1e-6)
+    assert ent["reduce"] == pytest.approx(math.log(2), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["darts", "darts_minus", "single_darts", "pc_darts"])
+def test_collapse_indicators_in_metrics(tmp_path, method):
+    res = search(compose_cfg("search", [*TINY_SEARCH, f"method={method}", "search.max_steps_per_epoch=2",
+                                        "diagnostics.hessian_every=2", "device=cpu", f"out_root={tmp_path}"]))
+    metrics = [json.loads(line) for line in (Path(res["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [0, 1, 2]
+    for m in metrics:
+        assert isinstance(m["skip_count"], int) and 0 <= m["skip_count"] <= 6
+        assert set(m["alpha_entropy"]) == {"cell"} and 0 < m["alpha_entropy"]["cell"] <= math.log(5) + 1e-6
+    # every 2 epochs ((epoch + 1) % 2 == 0) and at the last epoch
+    assert "hessian_eigenvalue" not in metrics[0]
+    assert all(math.isfinite(m["hessian_eigenvalue"]) for m in metrics[1:])
+    if method == "darts_minus":
+        assert [m["aux_skip_beta"] for m in metrics] == pytest.approx([1.0, 2 / 3, 1 / 3])
