@@ -22,7 +22,7 @@ from nascli.bench.nb201_table import load_nb201_table, space_stats
 from nascli.bench.report import build_report, render_csv, render_markdown, report_digest
 from nascli.bench.stats import mean_std, relative_improvement, summarize
 from nascli.bench.study import discover_runs, sample_baseline
-from nascli.commands.benchmark import benchmark, group_overrides, hydra_value
+from nascli.commands.benchmark import benchmark, gpu_slots, group_overrides, hydra_value
 from nascli.errors import NasError
 from nascli.paths import CONF_DIR
 from nascli.spaces import get_space
@@ -149,7 +149,8 @@ def test_published_tables_keep_both_sets_apart():
 # ------------------------------------------------------------------------------------- jobs
 def test_job_status_classification():
     assert classify(0, {"status": "ok"}, "") == ("ok", None)
-    assert classify(1, None, "Traceback...\nValueError: Invalid learning rate: -1.0\n") == \
+    assert classify(1, None, "Traceback...\nValueError: Invalid learning rate: -1.0\n\n"
+                             "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n") == \
         ("failed", "ValueError: Invalid learning rate: -1.0")
     assert classify(1, None, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB")[0] == "oom"
     status, error = classify(-signal.SIGKILL, None, "")
@@ -163,7 +164,7 @@ import json, os, signal, sys, time
 what = sys.argv[1]
 if what == "ok":
     time.sleep(float(sys.argv[2]) if len(sys.argv) > 3 else 0)
-    print("progress text"); print(json.dumps({"status": "ok", "job": sys.argv[-1]}))
+    print("progress text"); print(json.dumps({"status": "ok", "job": sys.argv[-1], "slot": os.environ["SLOT"]}))
 elif what == "fail":
     print("error: bad value", file=sys.stderr); sys.exit(2)
 elif what == "oom":
@@ -185,11 +186,12 @@ def test_run_jobs_records_failures_skips_dependents_and_reuses(tmp_path):
     done: list[str] = []
     outcomes = run_jobs(jobs, parallel=3, log_dir=tmp_path / "jobs", program=program,
                         reuse=lambda j, launch: Outcome("ok", result={"stored": True}) if j.key == "h" else None,
-                        on_done=lambda j, o: done.append(j.key))
+                        on_done=lambda j, o: done.append(j.key), slot_env=lambda slot: {"SLOT": str(slot)})
     status = {k: o.status for k, o in outcomes.items()}
     assert status == {"a": "ok", "b": "failed", "c": "skipped", "d": "oom", "e": "killed", "f": "ok", "g": "ok",
                       "h": "ok"}
-    assert outcomes["a"].result == {"status": "ok", "job": "a"}
+    assert outcomes["a"].result == {"status": "ok", "job": "a", "slot": "0"}  # the first job gets slot 0
+    assert {outcomes[k].result["slot"] for k in "fg"} <= {"0", "1", "2"}
     assert outcomes["b"].error == "error: bad value"
     assert outcomes["c"].error == "b did not succeed (failed)"
     assert outcomes["h"].reused and outcomes["h"].result == {"stored": True} and not outcomes["a"].reused
@@ -197,6 +199,16 @@ def test_run_jobs_records_failures_skips_dependents_and_reuses(tmp_path):
     # g shares a's lock, so it started only after a finished; f depends on a
     assert done.index("a") < done.index("g") and done.index("a") < done.index("f")
     assert (tmp_path / "jobs" / "b.log").read_text().splitlines()[-1] == "error: bad value"
+
+
+def test_parallel_slots_get_rotated_gpu_lists(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    slots = gpu_slots(compose_cfg("benchmark", ["jobs=2"]))
+    assert [slots(i)["CUDA_VISIBLE_DEVICES"] for i in range(4)] == ["3,5,7", "5,7,3", "7,3,5", "3,5,7"]
+    assert gpu_slots(compose_cfg("benchmark", ["jobs=1"])) is None
+    assert gpu_slots(compose_cfg("benchmark", ["jobs=2", "device=cpu"])) is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert gpu_slots(compose_cfg("benchmark", ["jobs=2"])) is None
 
 
 # ------------------------------------------------------------------------------------- config checks
@@ -210,7 +222,7 @@ def test_unknown_method_fails_before_anything_runs(tmp_path):
     cfg = compose_cfg("benchmark", ["selections=[magnitude,nope]", f"out_root={tmp_path}"])
     with pytest.raises(NasError, match="unknown selection 'nope'; valid choices: magnitude"):
         benchmark(cfg)
-    cfg = compose_cfg("benchmark", ["methods=[v]", "+variants.v=[optimizer=bilevel]", f"out_root={tmp_path}"])
+    cfg = compose_cfg("benchmark", ["methods=[v]", "+variants.v=['optimizer=bilevel']", f"out_root={tmp_path}"])
     with pytest.raises(NasError, match="variant 'v' must contain exactly one method="):
         benchmark(cfg)
     cfg = compose_cfg("benchmark", ["search_overrides=['search.no_such_key=1']", f"out_root={tmp_path}"])
@@ -336,7 +348,7 @@ def _benchmark_args(out: Path, methods: list[str], *extra: str) -> list[str]:
 @pytest.mark.slow
 def test_study_end_to_end_survives_sigkill_and_reuses_finished_runs(tmp_path):
     methods = ["darts", SECOND] if SECOND else ["darts", "darts_2nd"]
-    extra = [] if SECOND else ["+variants.darts_2nd=[method=darts,optimizer=bilevel_2nd]"]
+    extra = [] if SECOND else ["+variants.darts_2nd=['method=darts','optimizer=bilevel_2nd']"]
     args = _benchmark_args(tmp_path, methods, "seeds=[0,1]", "baseline.samples=2", *extra)
     proc = subprocess.Popen([sys.executable, "-m", "nascli", "benchmark", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, env=dict(os.environ))
@@ -389,8 +401,8 @@ def test_study_end_to_end_survives_sigkill_and_reuses_finished_runs(tmp_path):
 @pytest.mark.slow
 def test_failing_search_is_recorded_and_the_study_completes(tmp_path):
     args = _benchmark_args(tmp_path, ["darts", "broken"], "seeds=[0]", "baseline.samples=1",
-                           "+variants.broken=[method=darts,optimizer.lr=-1.0]", "selections=[magnitude,ostr]",
-                           "derive_overrides=['selection.num_batches=1']")
+                           "+variants.broken=['method=darts','optimizer.lr=-1.0']", "selections=[magnitude,ostr]",
+                           "+derive_overrides.ostr=['selection.num_batches=1']")
     proc = nas("benchmark", *args, timeout=900)
     summary = result_line(proc)
     assert summary["status"] == "partial" and summary["runs"] == 4 and summary["runs_ok"] == 2

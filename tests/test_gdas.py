@@ -273,24 +273,44 @@ def test_cpu_search_step_darts_space(tmp_path):
     assert arch["space"] == "darts"
 
 
+def count_op_calls(net, mixer, x):
+    """(per (cell, edge, op) call counts, the EdgeWeights each cell type got) for one forward of a
+    supernet built with reference cells (one module per op per edge, in ``cell.edges``)."""
+    calls = Counter()
+    cells = [m for m in net.modules() if hasattr(m, "edges") and isinstance(m.edges, torch.nn.ModuleList)]
+    handles = [op.register_forward_hook(lambda *_, key=(c, e, o): calls.update([key]))
+               for c, cell in enumerate(cells) for e, ops in enumerate(cell.edges) for o, op in enumerate(ops)]
+    seen = {}
+    mix = mixer.mix
+
+    def record(ct):
+        seen[ct] = mix(ct)
+        return seen[ct]
+
+    mixer.mix = record
+    try:
+        net(x)
+    finally:
+        mixer.mix = mix
+        for h in handles:
+            h.remove()
+    return calls, seen, cells
+
+
 @needs_darts_supernet
 def test_darts_space_forward_computes_one_op_per_edge():
     space = get_space("darts")
     torch.manual_seed(0)
     mixer = GumbelMixer(space)
-    net = space.build_supernet(mixer, 10, 3, SupernetOptions(), C=4, layers=2)
-    seen = []
-    mix = mixer.mix
-
-    def record(ct):
-        w = mix(ct)
-        seen.append(w)
-        return w
-
-    mixer.mix = record
-    net(torch.randn(2, 3, 8, 8))
-    assert {len(a) for w in seen for a in w.active} == {1}
-    assert all(w.passthrough is None for w in seen)  # passthrough auto: off on the DARTS space
+    net = space.build_supernet(mixer, 10, 3, SupernetOptions(), C=4, layers=3, impl="reference")
+    calls, seen, cells = count_op_calls(net, mixer, torch.randn(2, 3, 8, 8))
+    assert set(seen) == {"normal", "reduce"} and len(cells) == 3
+    assert all(w.passthrough is None for w in seen.values())  # passthrough auto: off on the DARTS space
+    expected = Counter()
+    for c, cell in enumerate(cells):
+        k = [a[0] for a in seen[cell.cell_type].active]
+        expected.update({(c, e, k[e]): 1 for e in range(14) if k[e] != 0})
+    assert calls == expected
 
 
 # ------------------------------------------------------------------------------------ resume

@@ -17,7 +17,7 @@ from nascli.search.mixers.rome import RomeMixer, gumbel_top_k, relaxed_topk
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.spaces import get_space
 from nascli.spaces.base import SupernetOptions
-from test_gdas import (RESUME, TINY, TINY_DARTS, assert_same_state, interrupted_and_full_states,
+from test_gdas import (RESUME, TINY, TINY_DARTS, assert_same_state, count_op_calls, interrupted_and_full_states,
                        needs_darts_supernet)
 
 
@@ -242,6 +242,23 @@ def test_search_step_nb201_strict_fair_in_process(tmp_path):
     assert len(used) == 5  # the 5 weight paths of the one step ran on the fair schedule
     for e in range(6):  # K = 5 = number of ops: every op exactly once per edge
         assert sorted(path[e] for path in used) == [0, 1, 2, 3, 4]
+
+
+@needs_darts_supernet
+def test_darts_space_forward_computes_ops_on_exactly_two_edges_per_node():
+    space = get_space("darts")
+    torch.manual_seed(0)
+    mixer = RomeMixer(space)
+    net = space.build_supernet(mixer, 10, 3, SupernetOptions(), C=4, layers=3, impl="reference")
+    for _ in range(3):
+        calls, seen, cells = count_op_calls(net, mixer, torch.randn(2, 3, 8, 8))
+        for c, cell in enumerate(cells):
+            w = seen[cell.cell_type]
+            edges_run = Counter(e for (cc, e, _o) in calls if cc == c)
+            assert all(n == 1 for n in edges_run.values())  # one op per computed edge
+            for group in mixer.node_edges[cell.cell_type]:
+                assert sum(e in edges_run for e in group) == 2  # none is masked, so every gate-1 edge runs
+            assert all(o != 0 for (_c, _e, o) in calls)
 
 
 @needs_darts_supernet

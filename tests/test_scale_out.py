@@ -245,6 +245,42 @@ def test_slurm_preset_requeues_and_keeps_submitit_out_of_run_dirs():
     assert local.submitit_folder == "/runs/multirun/.submitit/%j"
 
 
+def test_slurm_preset_submits_a_requeueable_array(tmp_path):
+    """No SLURM here: a fake `sbatch` captures the batch script submitit writes, and the pickled jobs
+    are read back. Checks the directives and the requeue settings that reach submitit."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    import pickle
+
+    from submitit.slurm.slurm import SlurmJobEnvironment
+    bin_dir, capture = tmp_path / "bin", tmp_path / "capture"
+    bin_dir.mkdir()
+    capture.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {capture}/job.sh\necho refused >&2\nexit 3\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")  # submitit looks for srun before submitting
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "nascli", "search", "-m", "seed=0,1,2", "hydra/launcher=slurm",
+                           "hydra.launcher.partition=gpu", "hydra.launcher.array_parallelism=2",
+                           "hydra.launcher.timeout_min=90", f"out_root={out}"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "refused" in proc.stderr  # the fake sbatch refused the submission
+    script = (capture / "job.sh").read_text()
+    submitit_dir = out / "multirun" / ".submitit"
+    for directive in ("--array=0-2%2", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB",
+                      "--time=90", f"--signal={SlurmJobEnvironment.USR_SIG}@180", "--job-name=nas-search",
+                      f"--output={submitit_dir}/%A_%a/%A_%a_0_log.out"):
+        assert f"#SBATCH {directive}\n" in script, directive
+    jobs = [pickle.loads(p.read_bytes()) for p in submitit_dir.glob("*.pkl")]
+    assert sorted(j.args[2] for j in jobs) == [0, 1, 2]  # Hydra job numbers: in submitit's pickles only
+    for job in jobs:
+        assert job._timeout_min == 90 and job._timeout_countdown == 20  # max_num_timeout requeues
+        again = job.function.checkpoint(*job.args)  # what submitit requeues on USR2: the same call
+        assert again.args == job.args
+    assert not (out / "search").exists()
+
+
 def test_parallel_preset_runs_one_job_per_gpu():
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     import nascli.launch  # noqa: F401
@@ -281,6 +317,60 @@ def test_submitit_local_multirun_completes_both_seeds_and_relaunch_redoes_nothin
     assert [(d / "checkpoint.pt").stat().st_mtime_ns for d in dirs] == mtimes
     logs = list((tmp_path / "multirun" / ".submitit").glob("*/*_log.err"))
     assert sum("finished run" in log.read_text() for log in logs) == 2
+
+
+def _submitit_job_pids(folder: Path) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"submitit.core._submit" in args and any(str(folder).encode() in a for a in args):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_preempted_submitit_job_is_requeued_and_resumes_from_its_run_dir(tmp_path):
+    """SIGUSR2 is submitit's preemption/time-out signal (SLURM sends it `signal_delay_s` before the
+    limit; SUBMITIT_PREEMPT_SIGNAL can change it). The job process catches it, Hydra's launcher checkpoints the call, submitit requeues it,
+    and the new attempt resumes the same run directory: every epoch is logged once, the run ends ok."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to find the job process")
+    import signal
+    import time
+
+    from submitit.local.local import LocalJobEnvironment
+    usr_sig = LocalJobEnvironment._usr_sig()
+    epochs = 150
+    args = [sys.executable, "-m", "nascli", "search", "-m", "seed=0", "hydra/launcher=local", *TINY,
+            f"search.epochs={epochs}", "search.max_steps_per_epoch=1", "dataset.num_train=64", f"out_root={tmp_path}"]
+    parent = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, metrics = time.time() + 120, None
+        while time.time() < deadline and metrics is None:
+            found = list((tmp_path / "search").rglob("metrics.jsonl")) if (tmp_path / "search").exists() else []
+            if found and len(found[0].read_text().splitlines()) >= 3 and (found[0].parent / "checkpoint.pt").exists():
+                metrics = found[0]
+            time.sleep(0.05)
+        assert metrics is not None, "the job never reached epoch 3"
+        pids = _submitit_job_pids(tmp_path / "multirun" / ".submitit")
+        assert len(pids) == 1
+        os.kill(pids[0], usr_sig)
+        _, err = parent.communicate(timeout=240)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 0, err[-2000:]
+    run = metrics.parent
+    assert json.loads((run / "result.json").read_text())["status"] == "ok"
+    logged = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert logged == list(range(epochs)), "each epoch logged exactly once"
+    log = "".join(p.read_text() for p in (tmp_path / "multirun" / ".submitit").glob("*/*_log.err"))
+    assert f"Caught signal {signal.Signals(usr_sig).name}" in log and "preempted" in log
+    assert "resuming" in log and log.count("search ") == 1  # one fresh start, then a resumed attempt
+    assert logged[-1] == epochs - 1 and log.index("Caught signal") < log.index("resuming")
 
 
 def test_joblib_multirun_completes_both_jobs(tmp_path):
@@ -399,9 +489,22 @@ TOY_PROTOCOL = Protocol(name="toy", epochs=2, batch_size=16, lr=0.1, momentum=0.
                         weight_decay=5e-4, grad_clip=5.0, label_smoothing=0.1)
 
 
+class _Toy(nn.Module):
+    """No BatchNorm, so DDP must match one process exactly; `unused` never sees a gradient (as the
+    convolution of an NB201 node that feeds only `none` edges)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 8 * 8, 4)
+        self.unused = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
 def _toy_model() -> nn.Module:
     torch.manual_seed(11)
-    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))  # no BatchNorm: DDP must match exactly
+    return _Toy()
 
 
 def _train_toy(out: Path | None = None) -> dict:
@@ -441,6 +544,8 @@ def test_two_rank_ddp_training_equals_one_process_on_the_global_batch(tmp_path):
     for key, value in reference["weights"].items():
         assert torch.equal(ranks[0]["weights"][key], ranks[1]["weights"][key]), key  # ranks agree exactly
         assert torch.allclose(ranks[0]["weights"][key], value, atol=1e-5, rtol=1e-4), key
+    assert torch.equal(ranks[0]["weights"]["unused.weight"], _toy_model().unused.weight.detach())
+    assert not torch.equal(ranks[0]["weights"]["linear.weight"], _toy_model().linear.weight.detach())
     assert ranks[0]["final"] == ranks[1]["final"]  # every rank reports the all-reduced figures
     for got, want in zip(ranks[0]["metrics"], reference["metrics"]):
         assert got["steps"] == want["steps"] == 4 and got["lr"] == want["lr"]

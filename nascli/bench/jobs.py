@@ -27,6 +27,9 @@ OOM_MARKERS = ("out of memory", "outofmemoryerror", "cannot allocate memory", "m
                "defaultcpuallocator: can't allocate")
 
 
+_BOILERPLATE = ("Set the environment variable HYDRA_FULL_ERROR",)  # Hydra's footer under every traceback
+
+
 @dataclass(frozen=True)
 class Launch:
     """What :attr:`Job.prepare` returns: the ``nas`` arguments, and an optional lock name (two jobs with
@@ -84,7 +87,7 @@ def last_json_line(text: str) -> dict[str, Any] | None:
 
 def error_line(stderr: str, limit: int = 300) -> str | None:
     """The most telling line of a failed job's log: its last non-empty line, shortened."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith(_BOILERPLATE)]
     if not lines:
         return None
     line = lines[-1]
@@ -120,10 +123,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 class _Running:
     def __init__(self, job: Job, launch: Launch, proc: subprocess.Popen, out: IO, err: IO, started: float,
-                 out_path: Path, err_path: Path):
+                 out_path: Path, err_path: Path, slot: int):
         self.job, self.launch, self.proc = job, launch, proc
         self.out, self.err, self.started = out, err, started
-        self.out_path, self.err_path = out_path, err_path
+        self.out_path, self.err_path, self.slot = out_path, err_path, slot
 
 
 class JobObserver:
@@ -140,12 +143,15 @@ def run_jobs(jobs: Sequence[Job], *, parallel: int, log_dir: Path,
              reuse: Callable[[Job, Launch], Outcome | None] | None = None,
              on_done: Callable[[Job, Outcome], None] | None = None,
              observer: JobObserver | None = None, poll_s: float = 0.2,
-             env: dict[str, str] | None = None, program: Sequence[str] = ()) -> dict[str, Outcome]:
+             env: dict[str, str] | None = None, program: Sequence[str] = (),
+             slot_env: Callable[[int], dict[str, str]] | None = None) -> dict[str, Outcome]:
     """Run ``jobs`` (in plan order, dependencies first) and return every job's :class:`Outcome` by key.
 
     ``reuse(job, launch)`` may return a stored outcome instead of starting the process (finished runs);
     ``on_done(job, outcome)`` is called once per job, reused or not, e.g. to persist a ledger.
-    ``program`` is what runs a job's arguments (default ``python -m nascli``).
+    ``program`` is what runs a job's arguments (default ``python -m nascli``). ``slot_env(slot)`` adds
+    environment variables for the ``slot``-th of the ``parallel`` concurrent processes (the lowest free
+    slot is used), e.g. a different ``CUDA_VISIBLE_DEVICES`` per slot.
     """
     program = list(program) or [sys.executable, "-m", "nascli"]
     observer = observer or JobObserver()
@@ -202,7 +208,9 @@ def run_jobs(jobs: Sequence[Job], *, parallel: int, log_dir: Path,
                     stored.reused = True
                     finish(job, stored)
                 else:
-                    running.append(_spawn(program, job, launch, log_dir, child_env))
+                    slot = min(set(range(max(1, parallel))) - {r.slot for r in running})
+                    job_env = {**child_env, **(slot_env(slot) if slot_env else {})}
+                    running.append(_spawn(program, job, launch, log_dir, job_env, slot))
                     observer.started(job)
                 started_any = True
                 break
@@ -225,7 +233,7 @@ def run_jobs(jobs: Sequence[Job], *, parallel: int, log_dir: Path,
     return outcomes
 
 
-def _spawn(program: list[str], job: Job, launch: Launch, log_dir: Path, env: dict[str, str]) -> _Running:
+def _spawn(program: list[str], job: Job, launch: Launch, log_dir: Path, env: dict[str, str], slot: int) -> _Running:
     out_path, err_path = log_dir / f"{job.key}.out", log_dir / f"{job.key}.log"
     out, err = open(out_path, "w"), open(err_path, "w")
     err.write("$ nas " + " ".join(launch.argv) + "\n")
@@ -233,4 +241,4 @@ def _spawn(program: list[str], job: Job, launch: Launch, log_dir: Path, env: dic
     proc = subprocess.Popen([*program, *launch.argv], stdout=out, stderr=err,
                             stdin=subprocess.DEVNULL, env=env,
                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-    return _Running(job, launch, proc, out, err, time.time(), out_path, err_path)
+    return _Running(job, launch, proc, out, err, time.time(), out_path, err_path, slot)

@@ -25,14 +25,14 @@ def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
@@ -86,7 +86,8 @@ def epoch_curves(curves: Mapping[str, Sequence[Curve]], *, title: str, ylabel: s
 def accuracy_curves(curves: Mapping[str, Sequence[Curve]], *, metric: str, dataset: str,
                     hlines: Mapping[str, float] | None = None) -> bytes:
     """Accuracy per epoch; ``metric`` says which (table accuracy of the derived arch, or supernet val acc)."""
-    return epoch_curves(curves, title=f"{metric} during search ({dataset})", ylabel="accuracy (%)", hlines=hlines)
+    return epoch_curves(curves, title=f"Accuracy during search ({dataset})\n{metric}", ylabel="accuracy (%)",
+                        hlines=hlines)
 
 
 def final_accuracy(points: Mapping[str, Sequence[float]], *, random_points: Sequence[float],
@@ -115,7 +116,7 @@ def final_accuracy(points: Mapping[str, Sequence[float]], *, random_points: Sequ
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("final accuracy (%)")
-    ax.set_title(f"{metric} of the derived archs ({dataset}); dots = runs, ◆ = mean ± std")
+    ax.set_title(f"Final {metric} of the derived archs ({dataset})\ndots = runs, ◆ = mean ± std")
     ax.grid(alpha=0.3, axis="y")
     return _png(fig)
 
@@ -151,7 +152,5 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
         if p >= len(panels) - cols:
             ax.set_xlabel("search epoch")
     fig.suptitle(title)
-    fig.legend([handles[o] for o in ops], list(ops), loc="lower center", ncol=min(len(ops), 8), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fig.legend([handles[o] for o in ops], list(ops), loc="outside lower center", ncol=min(len(ops), 8), fontsize=8)
     return _png(fig)

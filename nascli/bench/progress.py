@@ -130,12 +130,18 @@ class StudyProgress(JobObserver):
     def render(self) -> Group:
         c = self.counts()
         eta = self.eta()
-        head = Text.from_markup(self.summary_line() + f" · ETA {format_seconds(eta) if eta is not None else 'estimating'}")
+        head = Text.from_markup(f"[bold]{escape(self.title)}[/]\n"
+                                f"done {c['done']}/{c['total']} ({c['reused']} reused) · running {c['running']} · "
+                                f"failed {c['failed']} · skipped {c['skipped']} · "
+                                f"ETA {format_seconds(eta) if eta is not None else 'estimating'}")
         bar = ProgressBar(total=max(c["total"], 1), completed=c["done"], width=60)
         table = Table.grid(padding=(0, 2))
         now = time.time()
         for job, started in self.running.values():
             done = epochs_done(job.watch)
-            epoch = f"epoch {done}/{job.epochs}" if done is not None and job.epochs else "starting"
+            epoch = f"epoch {done}/{job.epochs}" if done is not None and job.epochs else "running"
             table.add_row(escape(job.title), epoch, format_seconds(now - started))
-        return Group(head, bar, table)
+        layout = Table.grid()
+        layout.add_row(head)
+        layout.add_row(bar)
+        return Group(layout, table)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SPACE = "nb201"  # the search space these tables are about
 Cell = tuple[float, float | None]
 COLUMNS: tuple[tuple[str, str], ...] = (("cifar10", "valid"), ("cifar10", "test"), ("cifar100", "valid"),
                                          ("cifar100", "test"), ("imagenet16_120", "valid"), ("imagenet16_120", "test"))

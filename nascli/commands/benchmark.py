@@ -34,6 +34,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli.bench import published
 from nascli.bench.jobs import Job, Launch, Outcome, run_jobs
 from nascli.bench.progress import StudyProgress
 from nascli.bench.report import build_report, render_csv, render_markdown, rich_table
@@ -217,7 +218,11 @@ def plan_study(cfg: DictConfig) -> Plan:
                 argv = ["search", f"method={method}", f"space={space}", f"dataset={dataset}", *group_args, *extra,
                         *search_overrides, f"seed={seed}", f"out_root={path_value(out_root)}", *_common_args(cfg)]
                 scfg = _compose(compose, "search", argv[1:], f"search {label} seed={seed}")
-                run = RunDir.for_config(scfg, "search", f"{scfg.space.name}-{scfg.dataset.name}", scfg.method.name)
+                try:  # resolves every interpolation, as the search itself will
+                    run = RunDir.for_config(scfg, "search", f"{scfg.space.name}-{scfg.dataset.name}", scfg.method.name)
+                except Exception as exc:  # noqa: BLE001 - an unresolvable config is a bad study config
+                    raise NasError(f"search {label} seed={seed}: the composed config does not resolve "
+                                   f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
                 plan.runs.append(SearchRun(label, method, seed, run.path, space, dataset, int(scfg.search.epochs),
                                            dict(plain(scfg.selection)), plain(scfg)))
                 plan.search_argv[(label, seed)] = argv
@@ -226,9 +231,17 @@ def plan_study(cfg: DictConfig) -> Plan:
     return plan
 
 
+def derive_overrides(cfg: DictConfig, selection: str) -> list[str]:
+    """``derive_overrides.<selection>``: the overrides of that selection's ``nas derive`` jobs."""
+    return [str(o) for o in (plain(cfg.get("derive_overrides")) or {}).get(selection, [])]
+
+
 def _compose_selections(compose: Callable[..., DictConfig], cfg: DictConfig) -> dict[str, dict]:
-    overrides = [str(o) for o in cfg.derive_overrides or []]
-    return {s: dict(plain(_compose(compose, "derive", [f"selection={s}", *overrides], f"derive selection={s}").selection))
+    extra = sorted(set(plain(cfg.get("derive_overrides")) or {}) - {str(s) for s in cfg.selections})
+    if extra:
+        raise NasError(f"derive_overrides names selections that the study does not use: {extra}")
+    return {s: dict(plain(_compose(compose, "derive", [f"selection={s}", *derive_overrides(cfg, s)],
+                                   f"derive selection={s}").selection))
             for s in cfg.selections}
 
 
@@ -277,8 +290,7 @@ def _merge_overrides(first: list[str], then: list[str]) -> list[str]:
 
 def _check_evaluate(compose: Callable[..., DictConfig], cfg: DictConfig, plan: Plan) -> None:
     """Compose one evaluate job up front, so a bad evaluate override fails before anything runs."""
-    _compose(compose, "evaluate", _evaluate_args(cfg, plan, "'|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'", 0)[1:],
-             "evaluate")
+    _compose(compose, "evaluate", _evaluate_args(cfg, plan, None, 0)[1:], "evaluate")
 
 
 MODES: dict[str, Callable[[DictConfig], Plan]] = {"study": plan_study, "aggregate": plan_aggregate}
@@ -297,8 +309,9 @@ def study_dir(cfg: DictConfig, plan: Plan) -> tuple[str, Path]:
     return digest, Path(str(cfg.out_root)).resolve() / "benchmark" / f"{plan.space}-{plan.dataset}" / digest
 
 
-def _evaluate_args(cfg: DictConfig, plan: Plan, arch: str, seed: int) -> list[str]:
-    return ["evaluate", f"arch={arch}", f"space={plan.space}", f"dataset={plan.dataset}",
+def _evaluate_args(cfg: DictConfig, plan: Plan, arch: str | None, seed: int) -> list[str]:
+    """``nas evaluate`` arguments of one arch (``arch=None``: the same without the arch, for checking)."""
+    return ["evaluate", *([f"arch={arch}"] if arch else []), f"space={plan.space}", f"dataset={plan.dataset}",
             f"protocol={cfg.protocol.name}", *plan.group_args, *group_overrides("protocol", cfg.protocol),
             *[str(o) for o in cfg.evaluate_overrides or []], f"seed={seed}",
             f"out_root={path_value(Path(str(cfg.out_root)).resolve())}", *_common_args(cfg)]
@@ -324,7 +337,6 @@ def build_jobs(cfg: DictConfig, plan: Plan, baseline_files: list[Path], train: b
     graph = Graph()
     order = sorted(plan.runs, key=lambda r: (plan.seeds.index(r.seed) if r.seed in plan.seeds else 0,
                                              plan.labels.index(r.label)))
-    derive_args = [str(o) for o in cfg.derive_overrides or []]
     for run in order:
         rid = (run.label, run.seed)
         search_key = None
@@ -344,7 +356,8 @@ def build_jobs(cfg: DictConfig, plan: Plan, baseline_files: list[Path], train: b
                 graph.arch_job[(*rid, sel)] = None
             else:
                 arch_key = _key("derive", run.label, f"seed{run.seed}", sel)
-                argv = ["derive", f"run={run.run_dir}", f"selection={sel}", *derive_args, *_common_args(cfg)]
+                argv = ["derive", f"run={run.run_dir}", f"selection={sel}", *derive_overrides(cfg, sel),
+                        *_common_args(cfg)]
                 graph.jobs.append(Job(arch_key, "derive", f"derive {run.label} seed={run.seed} {sel}",
                                       prepare=lambda _o, a=argv: Launch(a), deps=deps))
                 graph.arch_job[(*rid, sel)] = arch_key
@@ -424,6 +437,16 @@ def _from_outcome(out: Outcome | None, key: str | None) -> dict[str, Any]:
     if out.ok:
         return {"status": "ok", "acc": out.result.get("test_acc"), "eval_run": out.result.get("run_dir")}
     return {"status": out.status, "error": out.error, "log": f"jobs/{key}.log" if key else None}
+
+
+def _follow_actual_run_dirs(plan: Plan, graph: Graph, outcomes: dict[str, Outcome]) -> None:
+    """Read each search from where it says it ran (normally the directory computed before it ran)."""
+    for run in plan.runs:
+        out = outcomes.get(graph.search_job.get((run.label, run.seed), ""))
+        actual = out.result.get("run_dir") if out and out.ok and out.result else None
+        if actual and Path(actual) != run.run_dir:
+            console.print(f"[yellow]note:[/] {run.label} seed={run.seed} ran in {actual}, not the expected {run.run_dir}")
+            run.run_dir = Path(actual)
 
 
 def build_rows(plan: Plan, graph: Graph, outcomes: dict[str, Outcome], table) -> list[dict[str, Any]]:
@@ -556,6 +579,24 @@ def make_plots(plan: Plan, report: dict[str, Any], rows: list[dict], table) -> l
 
 
 # ============================================================================ the command
+def gpu_slots(cfg: DictConfig) -> Callable[[int], dict[str, str]] | None:
+    """With ``jobs`` > 1 and several visible GPUs, parallel slot ``i`` sees GPU ``i mod G`` first
+    (``CUDA_VISIBLE_DEVICES`` rotated, the rule of nascli.launch.gpu_pool for multiruns)."""
+    import os
+
+    from nascli.launch.gpu_pool import POOLED_DEVICE_SETTINGS, gpu_for_job, rotated
+    from nascli.launch.plugins import parse_visible_devices, visible_gpu_count
+
+    if int(cfg.jobs) < 2 or str(cfg.device) not in POOLED_DEVICE_SETTINGS:
+        return None
+    pool = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if pool is None:
+        pool = [str(i) for i in range(visible_gpu_count())]
+    if len(pool) < 2:
+        return None
+    return lambda slot: {"CUDA_VISIBLE_DEVICES": ",".join(rotated(pool, gpu_for_job(slot, len(pool))))}
+
+
 def _accuracy_source(cfg: DictConfig, plan: Plan, table) -> str:
     if table is not None:
         return table.describe(plan.dataset)
@@ -600,7 +641,9 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     title = f"benchmark {plan.space}-{plan.dataset} {study_id}"
     with StudyProgress(console, title, graph.jobs, int(cfg.jobs), enabled=bool(cfg.get("progress", True))) as progress:
         outcomes = run_jobs(graph.jobs, parallel=int(cfg.jobs), log_dir=bdir / "jobs", reuse=reuse,
-                            on_done=lambda job, out: ledger.record(job, out, locks.get(job.key)), observer=progress)
+                            on_done=lambda job, out: ledger.record(job, out, locks.get(job.key)), observer=progress,
+                            slot_env=gpu_slots(cfg))
+    _follow_actual_run_dirs(plan, graph, outcomes)
     rows = build_rows(plan, graph, outcomes, table)
     base_rows = build_baseline_rows(plan, archs, graph, outcomes, table)
     study = {"id": study_id, "mode": plan.mode, "space": plan.space, "dataset": plan.dataset, "methods": plan.labels,
@@ -610,9 +653,10 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
              "group_overrides": plan.group_args,
              "protocol_overrides": [] if table else group_overrides("protocol", cfg.protocol),
              "evaluate_overrides": [str(o) for o in cfg.evaluate_overrides or []],
-             "derive_overrides": [str(o) for o in cfg.derive_overrides or []], **plan.study_info}
+             "derive_overrides": {s: derive_overrides(cfg, s) for s in plan.selections if derive_overrides(cfg, s)},
+             **plan.study_info}
     kwargs = dict(labels=plan.labels, selections=plan.selections, methods=plan.methods,
-                  with_published=table is not None and plan.space == "nb201",
+                  with_published=table is not None and plan.space == published.SPACE,
                   accuracy_source=_accuracy_source(cfg, plan, table))
     stats = table.space_stats(plan.dataset) if table else None
     report = build_report(study, rows, base_rows, stats, **kwargs)

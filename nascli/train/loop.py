@@ -155,7 +155,10 @@ def _data_parallel(model: nn.Module, device: torch.device, ctx: distributed.Dist
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # static_graph: the set of parameters that get gradients is the same at every step, but need not be
+    # all of them (an NB201 cell whose node feeds only `none` edges leaves that node's convolution unused).
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   static_graph=True)
 
 
 def _final(metrics: dict[str, Any], protocol: Protocol) -> dict[str, Any]:

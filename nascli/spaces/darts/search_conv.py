@@ -9,11 +9,12 @@ same functions and only changes how they are computed:
   correlation y = w * x, dL/dx = flip(w) * dL/dy with the same padding), and whose k x k weight gradient
   (k > 3) is assembled from 3x3 weight gradients of shifted crops of the padded input,
   dW[a+i, b+j] = sum_{n,h,w} g[n,h,w] xpad[n, h+a+i, w+b+j] for the 3x3 blocks at (a, b) in {0, 3, ...}^2.
-* dilation 2, stride 1 (:func:`phase_split` / :func:`phase_merge`): a dilated conv only ever mixes pixels
-  of the same parity, so on the four polyphase components x[a::2, b::2] it is the undilated conv with
-  padding k//2; the components are stacked along the batch (pointwise convs and BatchNorm statistics
-  are unchanged by the permutation of pixels, so the whole dil_conv op runs there).
-* dilation 2, stride 2: only the even phase is read, so it is the undilated stride-1 conv of x[::2, ::2].
+* dilation 2, stride 1: the input gradient is again the flipped-kernel forward conv (same dilation).
+  A dilated conv only ever mixes pixels of the same parity, so its weight gradient is the undilated
+  one on the four polyphase components x[a::2, b::2] and g[a::2, b::2] stacked along the batch
+  (:func:`phase_split`), with padding k//2.
+* dilation 2, stride 2: only the even pixels are read, so it is the undilated stride-1 conv of
+  x[::2, ::2] with padding k//2.
 
 Double backward (the exact Hessian diagnostic) works: the backward is made of differentiable ops.
 """
@@ -51,25 +52,33 @@ def depthwise_weight_grad(x: torch.Tensor, g: torch.Tensor, k: int, padding: int
 
 
 class _DepthwiseConv(torch.autograd.Function):
-    """y = conv2d(x, w, padding=k//2, groups=C) with the fast CPU backward of the module docstring."""
+    """y = conv2d(x, w, padding=d*(k//2), dilation=d, groups=C) with the fast CPU backward of the module
+    docstring (stride 1)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, dilation: int) -> torch.Tensor:
         ctx.save_for_backward(x, w)
-        return F.conv2d(x, w, None, 1, w.shape[-1] // 2, 1, w.shape[0])
+        ctx.dilation = dilation
+        return F.conv2d(x, w, None, 1, dilation * (w.shape[-1] // 2), dilation, w.shape[0])
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         x, w = ctx.saved_tensors
-        k = w.shape[-1]
-        g = g.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last) else g.contiguous()
+        d, k = ctx.dilation, w.shape[-1]
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        g = g.contiguous(memory_format=fmt)
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            gx = F.conv2d(g, w.flip(2, 3), None, 1, k // 2, 1, w.shape[0])
+            gx = F.conv2d(g, w.flip(2, 3), None, 1, d * (k // 2), d, w.shape[0])
         if ctx.needs_input_grad[1]:
-            gw = depthwise_weight_grad(x, g, k, k // 2)
-        return gx, gw
+            if d == 1:
+                gw = depthwise_weight_grad(x, g, k, k // 2)
+            elif d == 2 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
+                gw = depthwise_weight_grad(phase_split(x), phase_split(g), k, k // 2)
+            else:
+                gw = _conv_backward(g, x, w, None, [1, 1], [d * (k // 2)] * 2, [d, d], False, [0, 0], w.shape[0],
+                                    [False, True, False])[1]
+        return gx, gw, None
 
 
 def use_fast_backward(x: torch.Tensor) -> bool:
@@ -78,10 +87,13 @@ def use_fast_backward(x: torch.Tensor) -> bool:
 
 
 def depthwise_conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, dilation: int = 1) -> torch.Tensor:
-    """Depthwise conv with 'same' padding dilation*(k//2) (the DARTS sep/dil convs), any stride."""
+    """Depthwise conv with 'same' padding dilation*(k//2) (the DARTS sep/dil convs), any stride.
+
+    A dilation-2, stride-2 conv only reads the even pixels: it is computed as the undilated stride-1
+    conv of x[::2, ::2] (callers that share that subsample pass it with ``stride=1, dilation=1``)."""
     k = w.shape[-1]
-    if stride == 1 and dilation == 1 and k % 2 == 1 and use_fast_backward(x):
-        return _DepthwiseConv.apply(x, w)
+    if stride == 1 and k % 2 == 1 and use_fast_backward(x):
+        return _DepthwiseConv.apply(x, w, dilation)
     return F.conv2d(x, w, None, stride, dilation * (k // 2), dilation, w.shape[0])
 
 
@@ -91,16 +103,3 @@ def phase_split(x: torch.Tensor) -> torch.Tensor:
     cl = x.permute(0, 2, 3, 1).reshape(B, H // 2, 2, W // 2, 2, C)
     y = cl.permute(2, 4, 0, 1, 3, 5).reshape(4 * B, H // 2, W // 2, C)
     return y.permute(0, 3, 1, 2)
-
-
-def phase_merge(y: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`phase_split` (channels-last result)."""
-    B4, C, h, w = y.shape
-    B = B4 // 4
-    cl = y.permute(0, 2, 3, 1).reshape(2, 2, B, h, w, C)
-    x = cl.permute(2, 3, 0, 4, 1, 5).reshape(B, 2 * h, 2 * w, C)
-    return x.permute(0, 3, 1, 2)
-
-
-def can_phase_split(x: torch.Tensor) -> bool:
-    return use_fast_backward(x) and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0

@@ -7,10 +7,11 @@ docs/SPEED.md):
 
 * channels-last tensors throughout (the supernet converts its input): oneDNN's depthwise and 1x1
   kernels are several times faster in NHWC on CPU;
-* the depthwise convs use :mod:`nascli.spaces.darts.search_conv` (fast CPU backward, dilated convs on
-  the polyphase components);
+* the depthwise convs use :mod:`nascli.spaces.darts.search_conv` (a CPU backward built from fast
+  forward kernels);
 * per source node, work that every outgoing edge repeats is done once: ReLU(x) (read by sep/dil convs
-  and FactorizedReduce), its polyphase split / even-odd subsamples, max/avg pooling and -- in training
+  and FactorizedReduce), its even/odd subsamples (stride-2 dil convs and FactorizedReduce), max/avg
+  pooling and -- in training
   mode, where the BatchNorm after a pool only uses batch statistics of the same tensor -- the pool's
   BN normalisation (each edge's running statistics still get their own update), the PC-DARTS bypass;
 * the mixing coefficient w[e, o] (times edge_scale) of an op that ends in a non-affine BatchNorm is
@@ -29,7 +30,7 @@ from torch import nn
 from nascli.search.mixers.base import EdgeWeights
 from nascli.spaces.base import Edge, SupernetOptions
 from nascli.spaces.darts.search_cells import NONE, OP_INDEX, SearchCellBase, build_edge_ops
-from nascli.spaces.darts.search_conv import can_phase_split, depthwise_conv, phase_merge, phase_split
+from nascli.spaces.darts.search_conv import depthwise_conv, use_fast_backward
 
 CL = torch.channels_last
 
@@ -113,10 +114,6 @@ class _NodeFeatures:
         return F.relu(self.xo)
 
     @cached_property
-    def phases(self) -> torch.Tensor:
-        return phase_split(self.relu)
-
-    @cached_property
     def even(self) -> torch.Tensor:
         return self.relu[:, :, ::2, ::2].contiguous(memory_format=CL)
 
@@ -183,22 +180,21 @@ class FastSearchCell(SearchCellBase):
     def prepare(w: EdgeWeights) -> PreparedWeights:
         return PreparedWeights(w)
 
-    # ----- ops (each returns (term, phase_term); phase terms live on the polyphase components) -----
+    # ----- ops: each returns its weighted output coef[e, o] * op_o(x) -------------------------------
     def _sep(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
         _, dw1, pw1, bn1, _, dw2, pw2, bn2 = self.edges[e.index][o]
         h = depthwise_conv(f.relu, dw1.weight, e.stride)
         h = F.relu(batch_norm(F.conv2d(h, pw1.weight), bn1))
         h = F.conv2d(depthwise_conv(h, dw2.weight), pw2.weight)
-        return batch_norm(h, bn2, p.vector(e.index, o, self.c_op)), None
+        return batch_norm(h, bn2, p.vector(e.index, o, self.c_op))
 
     def _dil(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
         _, dw, pw, bn = self.edges[e.index][o]
-        vec = p.vector(e.index, o, self.c_op)
-        if e.stride == 1 and can_phase_split(f.relu):
-            return None, batch_norm(F.conv2d(depthwise_conv(f.phases, dw.weight), pw.weight), bn, vec)
-        if e.stride == 2 and f.relu.device.type == "cpu":
-            return batch_norm(F.conv2d(depthwise_conv(f.even, dw.weight), pw.weight), bn, vec), None
-        return batch_norm(F.conv2d(depthwise_conv(f.relu, dw.weight, e.stride, 2), pw.weight), bn, vec), None
+        if e.stride == 2 and use_fast_backward(f.relu):  # dilation 2 + stride 2 reads the even pixels only
+            h = depthwise_conv(f.even, dw.weight)
+        else:
+            h = depthwise_conv(f.relu, dw.weight, e.stride, 2)
+        return batch_norm(F.conv2d(h, pw.weight), bn, p.vector(e.index, o, self.c_op))
 
     def _factorized_reduce(self, fr: nn.Module, f: _NodeFeatures, weight: torch.Tensor) -> torch.Tensor:
         h = torch.cat([F.conv2d(f.even, fr.conv_1.weight), F.conv2d(f.odd, fr.conv_2.weight)], dim=1)
@@ -206,14 +202,14 @@ class FastSearchCell(SearchCellBase):
 
     def _skip(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
         if e.stride == 1:
-            return p.scalars[e.index][o] * f.xo, None
-        return self._factorized_reduce(self.edges[e.index][o], f, p.vector(e.index, o, self.c_op)), None
+            return p.scalars[e.index][o] * f.xo
+        return self._factorized_reduce(self.edges[e.index][o], f, p.vector(e.index, o, self.c_op))
 
     def _pool(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
         """Pool once per node; in batch-statistics mode also normalise once (see module docstring)."""
         bn = self.edges[e.index][o][1]
         if not (bn.training or bn.running_mean is None):  # eval with running statistics: per edge
-            return batch_norm(f.pooled(o), bn, p.vector(e.index, o, self.c_op)), None
+            return batch_norm(f.pooled(o), bn, p.vector(e.index, o, self.c_op))
         if o not in shared:
             users = [bn] + [self.edges[d.index][o][1] for d in shared["edges"]
                             if d.index != e.index and o in p.ops[d.index]]
@@ -222,20 +218,12 @@ class FastSearchCell(SearchCellBase):
             shared[o] = batch_norm(f.pooled(o), bn)
             if before is not None:
                 _repeat_running_update(bn, before, users[1:])
-        return p.scalars[e.index][o] * shared[o], None
+        return p.scalars[e.index][o] * shared[o]
 
     # ----- edges and nodes --------------------------------------------------------------------------------
     def _edge(self, e: Edge, f: _NodeFeatures, p: PreparedWeights, shared: dict,
               aux_coef: torch.Tensor | None, shape) -> torch.Tensor | None:
-        terms, phase_terms = [], []
-        for o in p.ops[e.index]:
-            t, pt = self._op_fns[o](e, o, f, p, shared)
-            if t is not None:
-                terms.append(t)
-            if pt is not None:
-                phase_terms.append(pt)
-        if phase_terms:
-            terms.append(phase_merge(_sum(phase_terms)))
+        terms = [self._op_fns[o](e, o, f, p, shared) for o in p.ops[e.index]]
         out = _sum(terms) if terms else None
         if self.K > 1:
             if out is None:
