@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ from nascli.spaces.nb201.cells import FastSearchCell, ReferenceSearchCell
 from nascli.spaces.nb201.ops import channel_shuffle
 
 METHODS = ("darts_minus", "single_darts", "pc_darts")
-TINY_DARTS = ["space=darts", "space.supernet.C=8", "space.supernet.layers=3"]
+TINY_DARTS = ["space=darts", "space.supernet.C=4", "space.supernet.layers=3"]
 
 
 def _cfg(*overrides: str):
@@ -185,7 +186,7 @@ def test_one_search_step_nb201(method):
 def test_one_search_step_darts_space(method):
     cfg = _cfg(f"method={method}", *TINY_DARTS)
     space = get_space("darts")
-    _darts_supernet_or_skip(space, MIXERS.get("softmax")(space), C=8, layers=3)
+    _darts_supernet_or_skip(space, MIXERS.get("softmax")(space), C=4, layers=3)
     net, _ = _one_step(cfg, space)
     assert {tuple(p.shape) for p in net.arch_parameters()} >= {(14, 8)}
     if method == "pc_darts":
@@ -365,7 +366,6 @@ class _Stop(Exception):
 
 
 def _checkpoint(res):
-    from pathlib import Path
     return torch.load(Path(res["run_dir"]) / "checkpoint.pt", weights_only=False)
 
 
@@ -400,7 +400,8 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch, method, ext
         for s_ref, s_res in zip(a["optimizer"]["a_opt"]["state"].values(), b["optimizer"]["a_opt"]["state"].values()):
             assert torch.equal(s_ref[k], s_res[k])
     assert resumed["arch"] == ref["arch"]
-    metrics = [json.loads(line) for line in (tmp_path / "cut").rglob("metrics.jsonl").__next__().read_text().splitlines()]
+    metrics_file = next((tmp_path / "cut").rglob("metrics.jsonl"))
+    metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [0, 1, 2]
     if method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == pytest.approx([1.0, 2 / 3, 1 / 3])

@@ -29,7 +29,8 @@ from nascli.launch.gpu_pool import GpuPool, GpuPoolCallback, gpu_for_job, rotate
 from nascli.train import Protocol, train_network
 
 TINY = ["space.supernet.C=4", "space.supernet.N=1", "dataset.image_size=8", "dataset.num_train=256",
-        "dataset.num_test=64", "search.epochs=1", "search.batch_size=16", "num_threads=1"]
+        "dataset.num_test=64", "search.epochs=1", "search.batch_size=16", "search.max_steps_per_epoch=2",
+        "num_threads=1"]
 ARTIFACTS = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "arch.json", "result.json")
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -343,7 +344,7 @@ def test_preempted_submitit_job_is_requeued_and_resumes_from_its_run_dir(tmp_pat
 
     from submitit.local.local import LocalJobEnvironment
     usr_sig = LocalJobEnvironment._usr_sig()
-    epochs = 150
+    epochs = 80
     args = [sys.executable, "-m", "nascli", "search", "-m", "seed=0", "hydra/launcher=local", *TINY,
             f"search.epochs={epochs}", "search.max_steps_per_epoch=1", "dataset.num_train=64", f"out_root={tmp_path}"]
     parent = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

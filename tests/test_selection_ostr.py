@@ -40,7 +40,8 @@ def _ctx(net, batches, calls=None):
 
 def _loss(net, batches):
     with torch.no_grad():
-        return sum(float(F.cross_entropy(net(x), y, reduction="sum")) for x, y in batches) / sum(len(y) for _, y in batches)
+        total = sum(float(F.cross_entropy(net(x), y, reduction="sum")) for x, y in batches)
+    return total / sum(len(y) for _, y in batches)
 
 
 def _with_alpha_row(net, edge, row, fn):
@@ -155,6 +156,17 @@ def test_ostr_leaves_the_supernet_untouched(conv_trained):
         assert not net.mixer._fixed and not net.mixer._masked
         assert torch.is_grad_enabled()
     assert bn.running_mean is not None
+
+
+def test_ostr_finetunes_the_weights_between_decisions(conv_trained):
+    net, batches = conv_trained
+    plain = SELECTIONS.get("ostr")(_ctx(net, batches), num_batches=2)
+    calls = []
+    tuned = SELECTIONS.get("ostr")(_ctx(net, batches, calls), num_batches=2, finetune_steps=2, finetune_lr=0.05)
+    assert calls == [4]  # 2 scoring batches + 2 further batches for tuning
+    d0, d1 = plain.scores["decisions"], tuned.scores["decisions"]
+    assert d0[0]["base_loss"] == d1[0]["base_loss"]  # nothing tuned before the first decision
+    assert d0[1]["base_loss"] != d1[1]["base_loss"]  # the weights moved between decisions
 
 
 def test_ostr_bn_modes(conv_trained):
@@ -335,6 +347,7 @@ def test_perturbation_on_the_darts_rule_keeps_edges_whose_removal_hurts_most():
         assert all(row[0] is None for row in result.scores["damage"][ct])
 
 
+@pytest.mark.slow  # 224 supernet evaluations: ~10-40 s on a shared 2-core CPU
 def test_ostr_on_a_darts_supernet():
     space = get_space("darts")
     torch.manual_seed(0)
@@ -342,7 +355,7 @@ def test_ostr_on_a_darts_supernet():
         net = space.build_supernet(MIXERS.get("softmax")(space), 4, 3, SupernetOptions(), C=4, layers=3)
     except NotImplementedError as exc:
         pytest.skip(f"DARTS supernet not implemented yet: {exc}")
-    batches = _batches(n=1, bs=4)
+    batches = _batches(n=1, bs=2)
     state = {k: v.clone() for k, v in net.state_dict().items()}
     result = SELECTIONS.get("ostr")(_ctx(net, batches), num_batches=1)
     for ct in space.cell_types:

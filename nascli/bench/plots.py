@@ -111,7 +111,8 @@ def final_accuracy(points: Mapping[str, Sequence[float]], *, random_points: Sequ
         mean, std = mean_std(vals)
         ax.errorbar([i + 0.28], [mean], yerr=[std], fmt="D", color="black", ms=5, capsize=4, zorder=4)
     if space_mean is not None:
-        ax.axhline(space_mean, color="gray", ls="--", lw=1.2, label=f"exact mean over the whole space ({space_mean:.2f})")
+        ax.axhline(space_mean, color="gray", ls="--", lw=1.2,
+                   label=f"exact mean over the whole space ({space_mean:.2f})")
         ax.legend(fontsize=8, loc="best")
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
@@ -135,6 +136,11 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
 
     cmap = colormaps["tab10"]
     op_colors = {op: cmap(i % 10) for i, op in enumerate(ops)}
+    values = [v for a in alphas for ct in edge_names for row in a[ct] for v in row]
+    uniform = 1.0 / len(ops)
+    low, high = min(values + [uniform]), max(values + [uniform])
+    pad = max(0.1 * (high - low), 0.002)
+    zoomed = high - low < 0.5  # near-uniform alphas: zoom in (shared range) so the ranking stays visible
     handles = {}
     for p, (ct, k) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, p + 1)
@@ -144,13 +150,15 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
             handles[op] = line
         name = edge_names[ct][k]
         ax.set_title(name if len(edge_names) == 1 else f"{ct}: {name}", fontsize=9)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(*((max(0.0, low - pad), min(1.0, high + pad)) if zoomed else (0.0, 1.0)))
+        ax.axhline(uniform, color="gray", ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if p % cols == 0:
             ax.set_ylabel("softmax(α)")
         if p >= len(panels) - cols:
             ax.set_xlabel("search epoch")
-    fig.suptitle(title)
+    fig.suptitle(title + ("\n(y axis zoomed to the range of the values; dotted: uniform 1/|ops|)" if zoomed
+                          else "\n(dotted: uniform 1/|ops|)"))
     fig.legend([handles[o] for o in ops], list(ops), loc="outside lower center", ncol=min(len(ops), 8), fontsize=8)
     return _png(fig)

@@ -168,7 +168,8 @@ def main_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                 "–", "–", "–", "–", "–"))
     s = report["baseline"]["space"]
     if s:
-        out.append(("whole space (exact)", "–", "all", _pm(s), _f(s["best"]), _f(relative_improvement(s["mean"], r["mean"])),
+        out.append(("whole space (exact)", "–", "all", _pm(s), _f(s["best"]),
+                    _f(relative_improvement(s["mean"], r["mean"])),
                     "0.00", "–", "–", "–", "–", "–"))
     return out
 

@@ -124,7 +124,8 @@ def _run_from_dir(run_dir: Path, status: str | None = None, error: str | None = 
             error = "no result.json: the search did not finish (re-run it to resume)"
     method = str(cfg.get("method", {}).get("name", "?"))
     return SearchRun(label=method, method=method, seed=int(cfg.get("seed", 0)), run_dir=run_dir,
-                     space=str(cfg.get("space", {}).get("name", "?")), dataset=str(cfg.get("dataset", {}).get("name", "?")),
+                     space=str(cfg.get("space", {}).get("name", "?")),
+                     dataset=str(cfg.get("dataset", {}).get("name", "?")),
                      epochs=cfg.get("search", {}).get("epochs"), selection=dict(cfg.get("selection") or {}),
                      config=cfg, status=status, error=error)
 

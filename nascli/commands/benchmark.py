@@ -249,7 +249,8 @@ def plan_aggregate(cfg: DictConfig) -> Plan:
     """The search runs of an existing sweep (``sweep=<dir>``; see :mod:`nascli.bench.study`)."""
     _validate_lists(cfg)
     if not cfg.get("sweep"):
-        raise NasError("mode=aggregate needs sweep=<dir>: a multirun dir with runs.jsonl, or a folder above search runs "
+        raise NasError("mode=aggregate needs sweep=<dir>: a multirun dir with runs.jsonl, or a folder above "
+                       "search runs "
                        "(e.g. outputs/search/nb201-cifar10)")
     sweep = Path(str(cfg.sweep)).resolve()
     if not sweep.exists():
@@ -333,7 +334,8 @@ class Graph:
     baseline_job: dict[int, str] = field(default_factory=dict)
 
 
-def build_jobs(cfg: DictConfig, plan: Plan, baseline_files: list[Path], train: bool) -> Graph:
+def build_jobs(cfg: DictConfig, plan: Plan, baseline: list[tuple[Path, str]], train: bool) -> Graph:
+    """Search / derive / evaluate jobs in plan order (seed-major); ``baseline``: (arch file, arch string)."""
     graph = Graph()
     order = sorted(plan.runs, key=lambda r: (plan.seeds.index(r.seed) if r.seed in plan.seeds else 0,
                                              plan.labels.index(r.label)))
@@ -374,9 +376,8 @@ def build_jobs(cfg: DictConfig, plan: Plan, baseline_files: list[Path], train: b
                                   prepare=prepare, deps=(arch_key,) if arch_key else ()))
             graph.eval_job[(*rid, sel)] = eval_key
     if train:
-        for k, path in enumerate(baseline_files):
+        for k, (path, arch) in enumerate(baseline):
             key = _key("evaluate", "random", f"{k:02d}")
-            arch = read_json(path)["arch"]
             argv = _evaluate_args(cfg, plan, path_value(path), k)
             graph.jobs.append(Job(key, "evaluate", f"evaluate random sample {k}",
                                   prepare=lambda _o, a=argv, lk=f"{arch}|{k}": Launch(a, lock=lk)))
@@ -445,7 +446,8 @@ def _follow_actual_run_dirs(plan: Plan, graph: Graph, outcomes: dict[str, Outcom
         out = outcomes.get(graph.search_job.get((run.label, run.seed), ""))
         actual = out.result.get("run_dir") if out and out.ok and out.result else None
         if actual and Path(actual) != run.run_dir:
-            console.print(f"[yellow]note:[/] {run.label} seed={run.seed} ran in {actual}, not the expected {run.run_dir}")
+            console.print(f"[yellow]note:[/] {run.label} seed={run.seed} ran in {actual}, "
+                          f"not the expected {run.run_dir}")
             run.run_dir = Path(actual)
 
 
@@ -456,7 +458,8 @@ def build_rows(plan: Plan, graph: Graph, outcomes: dict[str, Outcome], table) ->
         skey = graph.search_job.get(rid)
         if skey:
             sout = outcomes.get(skey)
-            s_status, s_error, s_result = (sout.status, sout.error, sout.result) if sout else ("failed", "not run", None)
+            s_status, s_error, s_result = ((sout.status, sout.error, sout.result) if sout
+                                           else ("failed", "not run", None))
         else:
             s_status, s_error, s_result = run.status or "failed", run.error, read_json(run.run_dir / "result.json")
         figures = search_figures(run.run_dir, s_result) if s_status == "ok" else {}
@@ -562,8 +565,9 @@ def make_plots(plan: Plan, report: dict[str, Any], rows: list[dict], table) -> l
             for label, runs in by_label.items()}
     if any(c for cs in hess.values() for c in cs):
         out.append(("hessian_eigenvalue.png", "Dominant Hessian eigenvalue of L_val w.r.t. alpha",
-                    plots.epoch_curves(hess, title=f"dominant eigenvalue of the Hessian of L_val w.r.t. α ({plan.dataset})",
-                                       ylabel="λ_max")))
+                    plots.epoch_curves(hess, title=f"dominant eigenvalue of the Hessian of L_val w.r.t. α "
+                                                   f"({plan.dataset})",
+                                       ylabel="λ_max (largest Hessian eigenvalue)")))
     space = get_space(plan.space)
     edge_names = {ct: [f"edge {e.src}→{e.dst}" for e in space.edges(ct)] for ct in space.cell_types}
     for label, runs in by_label.items():
@@ -573,7 +577,8 @@ def make_plots(plan: Plan, report: dict[str, Any], rows: list[dict], table) -> l
                 out.append((f"alphas_{_key(label)}.png", f"softmax(α) per edge, {label} seed {r.seed}",
                             plots.alpha_trajectories([int(m["epoch"]) + 1 for m in recs], [m["alphas"] for m in recs],
                                                      edge_names, list(space.ops),
-                                                     title=f"{label}, seed {r.seed}: softmax(α) per edge over the search")))
+                                                     title=f"{label}, seed {r.seed}: softmax(α) per edge "
+                                                           "over the search")))
                 break
     return out
 
@@ -627,7 +632,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     table = table_for(plan.space, plan.dataset) if str(cfg.evaluation) == "auto" else None
     archs = sample_baseline(space, int(cfg.baseline.samples), int(cfg.baseline.seed))
     baseline_files = _write_baseline(bdir, archs, int(cfg.baseline.seed))
-    graph = build_jobs(cfg, plan, baseline_files, train=table is None)
+    graph = build_jobs(cfg, plan, [(f, a.to_string()) for f, a in zip(baseline_files, archs)], train=table is None)
     ledger = Ledger(bdir / "jobs", {graph.search_job[(r.label, r.seed)]: r.run_dir
                                     for r in plan.runs if (r.label, r.seed) in graph.search_job})
     locks: dict[str, str | None] = {}
@@ -682,7 +687,8 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     done = counts["runs_ok"] == counts["runs"] and counts["baseline_ok"] == counts["baseline"]
     summary = {"status": "ok" if done else ("failed" if counts["runs_ok"] == 0 else "partial"), "command": "benchmark",
                "mode": plan.mode, "benchmark_dir": str(bdir), "report": str(bdir / "report.json"), **counts,
-               "jobs": {"total": len(outcomes), "ran": sum(not o.reused and o.status != "skipped" for o in outcomes.values()),
+               "jobs": {"total": len(outcomes),
+                        "ran": sum(not o.reused and o.status != "skipped" for o in outcomes.values()),
                         "reused": sum(o.reused for o in outcomes.values()),
                         "failed": sum(o.status not in ("ok", "skipped") for o in outcomes.values()),
                         "skipped": sum(o.status == "skipped" for o in outcomes.values())}}

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli.device import frozen
+
 BN_MODES = ("batch", "running")
 
 
@@ -141,15 +143,8 @@ class SupernetProbe:
                 x, y = self.finetune_batches[self._ft_pos % len(self.finetune_batches)]
                 self._ft_pos += 1
                 opt.zero_grad(set_to_none=True)
-                arch = self.net.arch_parameters()
-                flags = [p.requires_grad for p in arch]
-                for p in arch:
-                    p.requires_grad_(False)
-                try:
+                with frozen(self.net.arch_parameters()):
                     F.cross_entropy(self.net(x).float(), y).backward()
-                finally:
-                    for p, f in zip(arch, flags):
-                        p.requires_grad_(f)
                 torch.nn.utils.clip_grad_norm_(weights, 5.0)
                 opt.step()
         self._set_modes()

@@ -172,9 +172,10 @@ class DartsSpace(SearchSpace):
     # ----- networks --------------------------------------------------------------------------------
     def build_supernet(self, mixer: nn.Module, num_classes: int, in_channels: int,
                        options: SupernetOptions, **space_cfg: Any):
-        # TODO(supernet): the weight-sharing DARTS supernet lives in nascli/spaces/darts/supernet.py
-        # (another engineer); it builds on nascli.spaces.darts.ops with affine=False BNs.
-        raise NotImplementedError("DARTS supernet: see nascli/spaces/darts/supernet.py")
+        """The DARTS search network (``space_cfg``: C, layers, steps, multiplier, stem_multiplier, impl);
+        see :mod:`nascli.spaces.darts.supernet`."""
+        from nascli.spaces.darts.supernet import build_darts_supernet
+        return build_darts_supernet(self, mixer, num_classes, in_channels, options, **space_cfg)
 
     def build_network(self, arch: Arch, num_classes: int, in_channels: int = 3, *,
                       C: int | None = None, layers: int | None = None, auxiliary: bool = True,

@@ -1,0 +1,248 @@
+"""The fast supernets compute exactly the reference supernets' function, in both spaces.
+
+For every mixer registered at test time (stochastic mixers are seeded identically before each forward),
+partial channels K in {1, 2} and the DARTS- auxiliary skip on/off: with the same weights, outputs, the
+gradients w.r.t. the input, every weight (mapped to the fast layout by the space's copy function) and every
+architecture parameter, and the BatchNorm running statistics after the step agree (float64, so the
+tolerance only absorbs summation order). Cell-level tests cover EdgeWeights features no registered mixer
+may produce (partial ``active`` lists, empty edges, passthrough, edge_scale), eval mode, untracked BN
+statistics, odd feature-map sizes, float32 and a Hessian-vector product (double backward).
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nascli.search.mixers import MIXERS
+from nascli.search.mixers.base import EdgeWeights
+from nascli.spaces import get_space
+from nascli.spaces.base import SupernetOptions
+from nascli.spaces.darts.search_cells import ReferenceSearchCell
+from nascli.spaces.darts.search_fast import FastSearchCell
+from nascli.spaces.darts.supernet import copy_reference_to_fast as copy_darts
+from nascli.spaces.nb201 import cells as nb201_cells
+
+F64 = torch.float64
+OPTIONS = list(itertools.product((1, 2), (False, True)))  # (partial_channels, aux_skip)
+
+
+def copy_nb201(ref, fast) -> None:
+    """NB201 supernet weights reference -> fast: search cells through nb201.cells.copy_reference_to_fast,
+    everything else (stem, ResNet blocks, head, mixer) by state dict."""
+    with torch.no_grad():
+        fast.mixer.load_state_dict(ref.mixer.state_dict())
+        fast.aux_skip_coef.copy_(ref.aux_skip_coef)
+        for name in ("stem", "lastact", "classifier"):
+            getattr(fast.net, name).load_state_dict(getattr(ref.net, name).state_dict())
+        for r, f in zip(ref.net.cells, fast.net.cells):
+            if isinstance(r, nb201_cells.ReferenceSearchCell):
+                nb201_cells.copy_reference_to_fast(r, f)
+            else:
+                f.load_state_dict(r.state_dict())
+
+
+SPACES = {
+    "nb201": (dict(C=4, N=1), copy_nb201, 8),
+    "darts": (dict(C=4, layers=3), copy_darts, 10),  # 10 -> 5 -> 3: odd sizes in the reduce cells
+}
+
+
+def build_pair(space_name: str, mixer_name: str, options: SupernetOptions, dtype=F64):
+    space = get_space(space_name)
+    cfg, copy_fn, _ = SPACES[space_name]
+    torch.manual_seed(0)
+    ref = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, options, impl="reference", **cfg).to(dtype)
+    fast = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, options, impl="fast", **cfg).to(dtype)
+    with torch.no_grad():  # alphas far from uniform so that every op matters
+        for p in ref.mixer.parameters():
+            p.normal_()
+        if options.aux_skip:
+            ref.aux_skip_coef.fill_(0.7)
+    copy_fn(ref, fast)
+    return ref, fast, copy_fn
+
+
+def run(net, x, y, seed: int = 1):
+    """Output, input gradient and the state dict after one forward/backward (train mode)."""
+    net.zero_grad(set_to_none=True)
+    xi = x.clone().requires_grad_()
+    torch.manual_seed(seed)
+    out = net(xi)
+    F.cross_entropy(out, y).backward()
+    return out.detach(), xi.grad, {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _snapshot(net) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def grads_in_fast_layout(ref, fast, copy_fn) -> dict[str, torch.Tensor]:
+    """The reference's parameter gradients, mapped to the fast layout by the (linear) copy function
+    (parameters temporarily hold the gradients; fast parameters the copy does not reach stay NaN)."""
+    saved_ref, saved_fast = _snapshot(ref), _snapshot(fast)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(p.grad if p.grad is not None else torch.zeros_like(p))
+        for p in fast.parameters():
+            p.fill_(float("nan"))
+        copy_fn(ref, fast)
+        out = {n: p.detach().clone() for n, p in fast.named_parameters()}
+    ref.load_state_dict(saved_ref)
+    fast.load_state_dict(saved_fast)
+    return out
+
+
+def assert_same(ref, fast, copy_fn, x, y, atol=1e-9, rtol=1e-7):
+    o1, gx1, _ = run(ref, x, y)
+    o2, gx2, s2 = run(fast, x, y)
+    torch.testing.assert_close(o2, o1, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx2, gx1, atol=atol, rtol=rtol)
+    expected = grads_in_fast_layout(ref, fast, copy_fn)
+    for name, p in fast.named_parameters():
+        got = p.grad if p.grad is not None else torch.zeros_like(p)
+        torch.testing.assert_close(got, expected[name], atol=atol, rtol=rtol, msg=name)
+    # running statistics after the step: the reference's, mapped the same way, equal the fast ones
+    copy_fn(ref, fast)
+    for name, buf in fast.state_dict().items():
+        if buf.is_floating_point():
+            torch.testing.assert_close(buf, s2[name], atol=atol, rtol=rtol, msg=name)
+    fast.load_state_dict(s2)
+    return o1
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+@pytest.mark.parametrize("mixer_name", MIXERS.names())
+@pytest.mark.parametrize("partial_channels,aux_skip", OPTIONS)
+def test_fast_equals_reference(space_name, mixer_name, partial_channels, aux_skip):
+    ref, fast, copy_fn = build_pair(space_name, mixer_name, SupernetOptions(partial_channels, aux_skip))
+    size = SPACES[space_name][2]
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 3, size, size, dtype=F64, generator=g)
+    y = torch.randint(0, 10, (3,), generator=g)
+    out = assert_same(ref, fast, copy_fn, x, y)
+    assert out.shape == (3, 10)
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_second_step_and_eval_mode_agree(space_name):
+    """From the BN statistics of a first step, a second training step and eval mode agree too."""
+    ref, fast, copy_fn = build_pair(space_name, "softmax", SupernetOptions(2, True))
+    size = SPACES[space_name][2]
+    x = torch.randn(3, 3, size, size, dtype=F64)
+    y = torch.tensor([1, 2, 3])
+    for _ in range(2):
+        assert_same(ref, fast, copy_fn, x, y)
+    ref.eval(), fast.eval()
+    assert_same(ref, fast, copy_fn, x, y)
+
+
+def test_copy_makes_a_difference():
+    """The equality above is not vacuous: without copying the weights the outputs differ."""
+    space = get_space("darts")
+    torch.manual_seed(0)
+    ref = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, SupernetOptions(), C=4, layers=3,
+                               impl="reference").to(F64)
+    fast = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, SupernetOptions(), C=4, layers=3,
+                                impl="fast").to(F64)
+    fast.mixer.load_state_dict(ref.mixer.state_dict())
+    x = torch.randn(2, 3, 8, 8, dtype=F64)
+    assert not torch.allclose(ref(x), fast(x), atol=1e-6)
+
+
+def test_darts_float32_within_tolerance():
+    """float32 runs the oneDNN kernels (float64 does not): same function to ~1e-5 relative."""
+    ref, fast, copy_fn = build_pair("darts", "softmax", SupernetOptions(), dtype=torch.float32)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 3, 16, 16, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    assert_same(ref, fast, copy_fn, x, y, atol=2e-5, rtol=1e-4)
+
+
+def test_darts_untracked_batchnorm():
+    ref, fast, copy_fn = build_pair("darts", "softmax", SupernetOptions(track_running_stats=False))
+    assert all(m.running_mean is None for m in fast.modules() if isinstance(m, torch.nn.BatchNorm2d)
+               and m is not fast.stem[1])
+    x = torch.randn(4, 3, 12, 12, dtype=F64)
+    y = torch.tensor([0, 1, 2, 3])
+    assert_same(ref, fast, copy_fn, x, y)
+    ref.eval(), fast.eval()
+    assert_same(ref, fast, copy_fn, x, y)
+
+
+def test_darts_hessian_vector_product():
+    """Double backward w.r.t. alpha (the exact-Hessian diagnostic) agrees, weights frozen."""
+    ref, fast, _ = build_pair("darts", "softmax", SupernetOptions())
+    x = torch.randn(4, 3, 8, 8, dtype=F64)
+    y = torch.tensor([0, 1, 2, 3])
+    v = [torch.randn_like(a) for a in ref.arch_parameters()]
+    hv = []
+    for net in (ref, fast):
+        for p in net.weight_parameters():
+            p.requires_grad_(False)
+        alphas = net.arch_parameters()
+        g = torch.autograd.grad(F.cross_entropy(net(x), y), alphas, create_graph=True)
+        hv.append(torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v)), alphas))
+    for a, b in zip(*hv):
+        torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-7)
+    assert any(h.abs().max() > 1e-6 for h in hv[0])
+
+
+# ----- cell level: EdgeWeights features beyond the registered mixers ---------------------------------
+
+def _cell_pair(reduction: bool, K: int, aux: bool, track: bool = True):
+    torch.manual_seed(0)
+    opts = SupernetOptions(partial_channels=K, aux_skip=aux, track_running_stats=track)
+    ref = ReferenceSearchCell(6, 5, 4, reduction, not reduction, opts).to(F64)
+    fast = FastSearchCell(6, 5, 4, reduction, not reduction, opts).to(F64)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def _edge_weights(kind: str, weights: torch.Tensor) -> EdgeWeights:
+    g = torch.Generator().manual_seed(5)
+    E, O = weights.shape
+    if kind == "active":  # random op subsets (with none, empty edges and repeats of one op per node)
+        active = [sorted(torch.randperm(O, generator=g)[: int(torch.randint(0, 4, (1,), generator=g))].tolist())
+                  for _ in range(E)]
+        active[0], active[1] = [], [0]
+        return EdgeWeights(weights, active, passthrough=weights[:, 0] * 0.5, edge_scale=weights[:, 1].sigmoid())
+    if kind == "passthrough":
+        return EdgeWeights(weights, passthrough=weights.sum(1))
+    if kind == "single_pool":  # only pooling ops, on different edges (shared pool + per-edge BN stats)
+        active = [[1] if e % 2 else [1, 2] for e in range(E)]
+        return EdgeWeights(weights, active)
+    return EdgeWeights(weights, edge_scale=weights[:, 2].tanh())
+
+
+@pytest.mark.parametrize("reduction", [False, True])
+@pytest.mark.parametrize("K,aux", [(1, False), (2, True)])
+@pytest.mark.parametrize("kind", ["active", "passthrough", "single_pool", "edge_scale"])
+def test_cells_agree_on_any_edge_weights(reduction, K, aux, kind):
+    ref, fast = _cell_pair(reduction, K, aux)
+    alpha = torch.randn(14, 8, dtype=F64, requires_grad=True)
+    coef = torch.tensor(0.6, dtype=F64)
+    s1 = torch.randn(3, 5, 9, 9, dtype=F64)  # odd size: FactorizedReduce padding, ceil-mode bypass pool
+    # a normal cell here follows a reduction cell (FactorizedReduce preprocess0: s0 twice as large)
+    s0 = torch.randn(3, 6, 9, 9, dtype=F64) if reduction else torch.randn(3, 6, 18, 18, dtype=F64)
+    results = []
+    for cell in (ref, fast):
+        for mode in ("train", "eval"):
+            getattr(cell, mode)()
+            a, b = s0.clone().requires_grad_(), s1.clone().requires_grad_()
+            w = _edge_weights(kind, torch.softmax(alpha, -1))
+            out = cell(a, b, w, coef if aux else None)
+            probe = torch.linspace(-1, 1, out.numel(), dtype=F64).view_as(out)
+            grads = torch.autograd.grad((out * probe).sum(), [a, b, alpha, *cell.parameters()], allow_unused=True)
+            results.append((out, grads, {k: v.clone() for k, v in cell.state_dict().items()}))
+    for (o1, g1, s1_), (o2, g2, s2_) in zip(results[:2], results[2:]):
+        torch.testing.assert_close(o2, o1, atol=1e-10, rtol=1e-8)
+        for x1, x2 in zip(g1, g2):
+            if x1 is None or x2 is None:
+                assert (x1 is None or x1.abs().max() == 0) and (x2 is None or x2.abs().max() == 0)
+            else:
+                torch.testing.assert_close(x2, x1, atol=1e-10, rtol=1e-8)
+        for k in s1_:
+            torch.testing.assert_close(s2_[k], s1_[k], atol=1e-12, rtol=1e-10, msg=k)
