@@ -2,7 +2,7 @@
 # each installs what it needs (torch pinned to 2.13.0: never let pip pick a newer, CUDA-sized torch).
 PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
-EXTRAS ?= test
+EXTRAS ?= test,slurm,joblib
 
 .PHONY: install demo test test-all bench-speed fmnist clean
 

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("nascli.commands.evaluate:evaluate", "train a discrete architecture from scratch (or dry_run)"),
     "benchmark": ("nascli.commands.benchmark:benchmark", "methods x seeds studies with baselines and reports"),
 }
+# `nas <command> <word>` spellings mapped to overrides
+ALIASES: dict[tuple[str, str], list[str]] = {("benchmark", "aggregate"): ["mode=aggregate"]}
 QUOTED_KEYS = ("arch", "run", "policy", "sweep")  # free text: NB201 strings, paths with "seed=N"
 DISTRIBUTED_COMMANDS = ("evaluate",)  # may run under torchrun with WORLD_SIZE > 1 (nascli/distributed.py)
 _GROUP_ARG = re.compile(r"^(?:\+\+|\+)?([a-z_]+)=(.*)$")
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     command, rest = args[0], args[1:]
+    if rest and (command, rest[0]) in ALIASES:
+        rest = ALIASES[(command, rest[0])] + rest[1:]
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)

@@ -65,11 +65,6 @@ def test_missing_data_is_one_line(tmp_path):
     assert len(lines) == 1 and "cifar" in lines[0].lower() and str(tmp_path) in lines[0]
 
 
-def test_benchmark_stub_says_so(tmp_path):
-    proc = nas("benchmark", f"out_root={tmp_path}", check=False)
-    assert proc.returncode != 0 and "not implemented" in proc.stderr
-
-
 def test_multirun_seed_sweep(tmp_path):
     proc = nas("search", "-m", "seed=0,1", *TINY_SEARCH, "search.epochs=1", f"out_root={tmp_path}")
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

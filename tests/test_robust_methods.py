@@ -408,3 +408,50 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch, method, ext
         assert float(b["supernet"]["aux_skip_coef"]) == pytest.approx(1 / 3)
     else:
         assert [m["arch_updates"] for m in metrics] == [0.0, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------------- the DARTS space end to end
+TINY_DARTS_SEARCH = [*TINY_DARTS, "dataset.num_train=256", "dataset.num_test=64", "dataset.image_size=8",
+                     "search.batch_size=16", "search.epochs=2", "search.max_steps_per_epoch=2", "num_threads=1"]
+
+
+def _darts_search_or_skip(tmp_path, *overrides):
+    space = get_space("darts")
+    _darts_supernet_or_skip(space, MIXERS.get("softmax")(space), C=4, layers=3)
+    res = search(_cfg(*TINY_DARTS_SEARCH, f"out_root={tmp_path}", *overrides))
+    metrics = [json.loads(line) for line in (Path(res["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    return res, metrics
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_search_end_to_end_on_the_darts_space(tmp_path, method):
+    res, metrics = _darts_search_or_skip(tmp_path, f"method={method}", "optimizer.arch_start_epoch=1")
+    assert res["status"] == "ok" and res["space"] == "darts" and res["method"] == method
+    arch = get_space("darts").parse_arch(res["arch"])
+    for ct in ("normal", "reduce"):
+        pairs = arch.cell(ct)
+        assert len(pairs) == 8 and all(op != "none" for op, _ in pairs)
+    for m in metrics:
+        assert set(m["alpha_entropy"]) == {"normal", "reduce"} and isinstance(m["skip_count"], int)
+    assert [m["arch_updates"] for m in metrics] == [0.0, 1.0]
+    if method == "darts_minus":
+        assert [m["aux_skip_beta"] for m in metrics] == [1.0, 0.5]
+        state = _checkpoint(res)
+        assert float(state["supernet"]["aux_skip_coef"]) == 0.5 and state["components"] == [{"beta": 0.5}]
+
+
+@pytest.mark.slow  # the DARTS-space Hessian has 252 rows (alpha + PC betas): ~30 s on a CPU
+def test_darts_space_hessian_and_ostr_derive(tmp_path):
+    from nascli.commands.derive import derive
+
+    res, metrics = _darts_search_or_skip(tmp_path, "method=pc_darts", "diagnostics.hessian_every=2")
+    assert "hessian_eigenvalue" not in metrics[0] and math.isfinite(metrics[1]["hessian_eigenvalue"])
+    out = derive(_cfg_derive(f"run='{res['run_dir']}'", "selection=ostr", "selection.num_batches=1"))
+    data = json.loads(Path(out["arch_path"]).read_text())
+    for ct in ("normal", "reduce"):
+        assert len(data["scores"]["strength"][ct]) == 14
+        assert all(row[0] is None and None not in row[1:] for row in data["scores"]["strength"][ct])
+
+
+def _cfg_derive(*overrides: str):
+    return compose_cfg("derive", ["device=cpu", "num_threads=1", *overrides])
