@@ -273,3 +273,21 @@ def test_policy_stream_resumes_exactly():
     t.load_state_dict(state)
     for e in expected:
         assert torch.equal(t.next()[0], e)
+
+
+@pytest.mark.skipif(not hasattr(__import__("nascli.search.components", fromlist=["Component"]).Component, "artifacts"),
+                    reason="the search command's component artifacts hook is not integrated yet")
+def test_search_writes_policy_json_and_evaluate_trains_with_it(tmp_path):
+    res = result_line(nas("search", "method=daas", *TINY, "search.epochs=1", "search.max_steps_per_epoch=2",
+                          f"out_root={tmp_path}"))
+    policy_path = Path(res["run_dir"]) / "policy.json"
+    assert res["artifacts"]["policy.json"] == str(policy_path)
+    pol = load_policy(policy_path)
+    assert len(pol.subpolicy_probs) == 105
+    ev = nas("evaluate", f"arch={res['arch_path']}", f"policy={policy_path}", "+network.C=4", "+network.N=1",
+             "dataset.num_train=128", "dataset.image_size=8", "protocol=quick", "protocol.batch_size=8",
+             "protocol.max_steps_per_epoch=2", "num_threads=1", f"out_root={tmp_path}")
+    out = result_line(ev)
+    assert out["status"] == "ok" and out["policy"] == str(policy_path)
+    assert load_policy(Path(out["run_dir"]) / "policy.json").subpolicy_probs == pol.subpolicy_probs
+    assert "augmentation policy" in ev.stderr

@@ -276,3 +276,13 @@ def test_resume_restores_alphas_betas_and_temperature_exactly(tmp_path):
     assert at == (1, 2)
     assert_same_state(full, resumed)
     assert "mixer.betas.cell" in resumed["supernet"]
+
+
+@needs_darts_supernet
+def test_resume_on_the_darts_space_restores_both_cell_types_exactly(tmp_path):
+    full, resumed, at = interrupted_and_full_states(
+        tmp_path, ["method=rome", "optimizer.num_paths=2", *TINY_DARTS, "search.epochs=2",
+                   "search.max_steps_per_epoch=2", "search.checkpoint_every_steps=1"], crash_at_step=4)
+    assert at == (1, 1)
+    assert_same_state(full, resumed)
+    assert {"mixer.betas.normal", "mixer.betas.reduce"} <= set(resumed["supernet"])

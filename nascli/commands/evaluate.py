@@ -84,13 +84,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             console.print(f"[bold]finished run[/] {run.path} (not redone)")
             emit_result(done)
         return done
+    policy = None
+    if cfg.get("policy"):
+        from nascli.data.policy import load_policy
+        policy = load_policy(str(cfg.policy))  # fail before anything is written
     seed_everything(int(cfg.seed))
     model = build_network(cfg, space, arch, info)
     params = count_parameters(model)
     flops = count_flops(model, (1, info.channels, info.image_size, info.image_size))
     base = {"command": "evaluate", "run_dir": str(run.path), "arch": arch.to_string(), "space": space.name,
             "dataset": str(cfg.dataset.name), "protocol": str(cfg.protocol.name), "seed": int(cfg.seed),
-            "params": int(params), "flops": int(flops)}
+            "params": int(params), "flops": int(flops), "policy": str(cfg.policy) if policy else None}
     if cfg.get("dry_run"):
         result = {"status": "dry_run", **base}
         if main:
@@ -98,12 +102,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             emit_result(result)
         return result
     try:
-        return _train(cfg, run, space, arch, model, info, base)
+        return _train(cfg, run, space, arch, model, info, base, policy)
     finally:
         distributed.shutdown()
 
 
-def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> dict[str, Any]:
+def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], policy=None) -> dict[str, Any]:
     from nascli.commands.derive import _draw
     from nascli.data import eval_splits
     from nascli.train import Protocol, train_network
@@ -118,6 +122,10 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> 
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
         run.write_json("arch.json", arch.to_json())
+        if policy is not None:
+            from nascli.data.policy import policy_table
+            run.write_json("policy.json", policy.to_json())
+            console.print(policy_table(policy))
         _draw(arch, run.path / "cells" / "arch")
         run.truncate_metrics(0)
     elif main:
@@ -132,8 +140,12 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any]) -> 
         console.print(f"epoch {epoch + 1}/{protocol.epochs} " +
                       " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
 
+    make_stream = None
+    if policy is not None:
+        from nascli.data.policy import policy_stream_factory
+        make_stream = policy_stream_factory(policy)
     final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
-                          seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end)
+                          seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end, make_stream=make_stream)
     result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
               "benchmark": benchmark_truth(space.name, str(cfg.dataset.name), arch)}
     if main:

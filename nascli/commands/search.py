@@ -139,6 +139,13 @@ class SearchSession:
         arch_path, arch, bench = write_selection(run, self.space, self.selection_context(), cfg.selection,
                                                  dataset=str(cfg.dataset.name), file_name="arch.json",
                                                  epoch=self.engine.epochs)
+        artifacts = {}
+        for component in self.components:
+            for name, obj in component.artifacts().items():
+                artifacts[name] = str(run.write_json(name, obj))
+            renderable = component.report()
+            if renderable is not None:
+                console.print(renderable)
         metrics = run.read_metrics()
         result = {
             "status": "ok", "command": "search", "run_dir": str(run.path), "arch_path": str(arch_path),
@@ -150,6 +157,8 @@ class SearchSession:
             "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
             "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),
         }
+        if artifacts:
+            result["artifacts"] = artifacts
         run.write_json("result.json", result)
         return result
 

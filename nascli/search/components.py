@@ -30,6 +30,14 @@ class Component:
         """Schedule values logged in metrics.jsonl."""
         return {}
 
+    def artifacts(self) -> dict[str, Any]:
+        """JSON files (name -> object) the search command writes into the run directory at the end."""
+        return {}
+
+    def report(self) -> Any:
+        """A rich renderable printed (to stderr) at the end of the search, or None."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
