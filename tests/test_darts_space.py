@@ -521,8 +521,6 @@ def test_skip_count_and_networks_from_space():
 
     with pytest.raises(BadArchError):
         space.build_network(Other(), 10, 3)  # type: ignore[arg-type]
-    with pytest.raises(NotImplementedError, match="supernet.py"):
-        space.build_supernet(nn.Identity(), 10, 3, None)  # type: ignore[arg-type]
 
 
 def test_space_config_file():
@@ -530,6 +528,8 @@ def test_space_config_file():
 
     cfg = OmegaConf.load(ROOT / "conf" / "space" / "darts.yaml")
     assert cfg.name == "darts"
-    assert OmegaConf.to_container(cfg.supernet) == {"C": 16, "layers": 8, "stem_multiplier": 3}
+    assert OmegaConf.to_container(cfg.supernet) == {"C": 16, "layers": 8, "stem_multiplier": 3, "impl": "fast"}
+    assert OmegaConf.to_container(cfg.search_defaults) == {"nesterov": False, "weight_decay": 3e-4,
+                                                           "first_order_update": "arch_first"}
     assert OmegaConf.to_container(cfg.network) == {"C": 36, "layers": 20, "auxiliary": True}
     assert OmegaConf.to_container(cfg.imagenet_network) == {"C": 48, "layers": 14}
