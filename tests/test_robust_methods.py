@@ -372,9 +372,11 @@ def _checkpoint(res):
 @pytest.mark.parametrize("method,extra", [
     ("darts_minus", []),
     ("pc_darts", ["optimizer.arch_start_epoch=1"]),
+    ("darts", ["space=darts", "space.supernet.C=4", "space.supernet.layers=3"]),
 ])
 def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch, method, extra):
-    overrides = [*TINY_SEARCH, "search.max_steps_per_epoch=3", f"method={method}", *extra]
+    tiny = [o for o in TINY_SEARCH if not ("space=darts" in extra and o.startswith("space.supernet."))]  # DARTS space: own sizes
+    overrides = [*tiny, "search.max_steps_per_epoch=3", f"method={method}", *extra]
     ref = search(_cfg(*overrides, f"out_root={tmp_path / 'ref'}"))
 
     real_start = SearchEngine.start_epoch
@@ -403,7 +405,9 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch, method, ext
     metrics_file = next((tmp_path / "cut").rglob("metrics.jsonl"))
     metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [0, 1, 2]
-    if method == "darts_minus":
+    if method == "darts":
+        assert {"mixer.alphas.normal", "mixer.alphas.reduce"} <= set(b["supernet"])
+    elif method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == pytest.approx([1.0, 2 / 3, 1 / 3])
         assert float(b["supernet"]["aux_skip_coef"]) == pytest.approx(1 / 3)
     else:
@@ -434,7 +438,9 @@ def test_search_end_to_end_on_the_darts_space(tmp_path, method):
     for m in metrics:
         assert set(m["alpha_entropy"]) == {"normal", "reduce"} and isinstance(m["skip_count"], int)
     assert [m["arch_updates"] for m in metrics] == [0.0, 1.0]
-    if method == "darts_minus":
+    if method == "darts":
+        assert {"mixer.alphas.normal", "mixer.alphas.reduce"} <= set(b["supernet"])
+    elif method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == [1.0, 0.5]
         state = _checkpoint(res)
         assert float(state["supernet"]["aux_skip_coef"]) == 0.5 and state["components"] == [{"beta": 0.5}]
