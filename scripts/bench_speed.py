@@ -20,6 +20,7 @@ median of ``--repeats`` runs after one warm-up run:
     python scripts/bench_speed.py --quick              # 1 repeat, smoke test
     python scripts/bench_speed.py --only darts --json out.json
     python scripts/bench_speed.py --ablation           # what each idea of impl=fast buys (DARTS space)
+    python scripts/bench_speed.py --only nb201 --impl reference reference+channels_last
 """
 from __future__ import annotations
 
@@ -68,8 +69,10 @@ CONFIGS = {
                        official={"step_img_s": 4.7, "fwd_bwd_s": 6.69, "peak_rss_gb": 3.3}),
 }
 IMPLS = ("fast", "reference")
-# --ablation variants (DARTS space, fwd+bwd): how much each idea of the fast cell is worth
-ABLATION = ("reference", "reference+channels_last", "fast-plain_depthwise", "fast")
+# An implementation name may carry modifiers, "<impl>+<modifier>+...": channels_last (model and inputs in
+# NHWC, what impl=fast does internally), plain_depthwise (impl=fast with oneDNN's own depthwise backward),
+# malloc (tune_malloc in the worker). --ablation runs these on the DARTS space: what each idea buys.
+ABLATION = ("reference", "reference+channels_last", "fast+plain_depthwise", "fast", "fast+malloc")
 
 
 # ------------------------------------------------------------------------------------------- worker
@@ -81,26 +84,30 @@ def tune_malloc() -> None:
     libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
 
 
-def _apply_variant(variant: str, net, x):
-    """Ablation variants on top of impl=reference / impl=fast (see ABLATION)."""
+def _plain_depthwise(t, w, stride=1, dilation=1):
+    import torch.nn.functional as F
+    k = w.shape[-1]
+    return F.conv2d(t, w, None, stride, dilation * (k // 2), dilation, w.shape[0])
+
+
+def _apply_modifiers(modifiers: list[str], net, batches: list):
+    """See IMPLS: returns the (possibly converted) supernet and batches."""
     import torch
-    if variant == "reference+channels_last":
+    unknown = set(modifiers) - {"channels_last", "plain_depthwise", "malloc"}
+    if unknown:
+        raise ValueError(f"unknown implementation modifiers {sorted(unknown)}")
+    if "channels_last" in modifiers:
         net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    if variant == "fast-plain_depthwise":
-        import torch.nn.functional as F
-
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    if "plain_depthwise" in modifiers:
         import nascli.spaces.darts.search_fast as sf
-
-        def plain(t, w, stride=1, dilation=1):
-            k = w.shape[-1]
-            return F.conv2d(t, w, None, stride, dilation * (k // 2), dilation, w.shape[0])
-        sf.depthwise_conv = plain
-    return net, x
+        sf.depthwise_conv = _plain_depthwise
+    return net, batches
 
 
 def worker(args: argparse.Namespace) -> dict:
-    if args.tune_malloc:
+    impl, *modifiers = args.variant.split("+")
+    if args.tune_malloc or "malloc" in modifiers:
         tune_malloc()
     import torch
     import torch.nn.functional as F
@@ -115,7 +122,6 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     cfg = CONFIGS[args.worker]
-    impl = "fast" if args.variant.startswith("fast") else "reference"
     device = resolve_device(args.device)
     space = get_space(cfg.space)
     mixer = _pc_mixer() if cfg.mixer == "pc" else cfg.mixer
@@ -129,9 +135,7 @@ def worker(args: argparse.Namespace) -> dict:
         x = torch.randn(cfg.batch, 3, 32, 32, generator=g)
         return prepare_input(x.to(device), device), torch.randint(0, 10, (cfg.batch,), generator=g).to(device)
 
-    train_batch, arch_batch = batch(), batch()
-    net, x0 = _apply_variant(args.variant, net, train_batch[0])
-    train_batch = (x0, train_batch[1])
+    net, (train_batch, arch_batch) = _apply_modifiers(modifiers, net, [batch(), batch()])
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "space" / f"{cfg.space}.yaml").search_defaults)
     opt_name = "bilevel_2nd" if cfg.second_order else "bilevel"
     opt = SEARCH_OPTIMIZERS.get(opt_name)(net, device=device, nesterov=defaults["nesterov"],
@@ -230,11 +234,13 @@ def table(rows: list[dict]) -> str:
             continue
         q = ratios(r)
         speed = q.get("speedup_step", q.get("speedup_alpha2"))
-        extra = f" (fwd+bwd {q['speedup_fwd_bwd']:.1f}x)" if "speedup_fwd_bwd" in q else ""
+        parts = [] if speed is None else [f"{speed:.1f}x"]
+        if "speedup_fwd_bwd" in q:
+            parts.append(f"fwd+bwd {q['speedup_fwd_bwd']:.1f}x")
         mem = r.get("peak_rss_gb", r.get("peak_gb"))
         lines.append(
             f"| {r['config']} | {r['impl']} | {_fmt(r.get('fwd_bwd_s'))} | {_fmt(r.get('step_img_s'))} | "
-            f"{_fmt(r.get('alpha2_s'))} | {_fmt(mem)} | {_fmt(speed, '.1f')}x{extra} | "
+            f"{_fmt(r.get('alpha2_s'))} | {_fmt(mem)} | {', '.join(parts) or '-'} | "
             f"{_fmt(q.get('memory_ratio'))} | {r['load_before']:.1f}-{r['load_after']:.1f} |")
     return "\n".join(lines)
 

@@ -11,9 +11,9 @@ docs/SPEED.md):
   forward kernels);
 * per source node, work that every outgoing edge repeats is done once: ReLU(x) (read by sep/dil convs
   and FactorizedReduce), its even/odd subsamples (stride-2 dil convs and FactorizedReduce), max/avg
-  pooling and -- in training
-  mode, where the BatchNorm after a pool only uses batch statistics of the same tensor -- the pool's
-  BN normalisation (each edge's running statistics still get their own update), the PC-DARTS bypass;
+  pooling, the PC-DARTS bypass and -- in training mode, where the BatchNorm after a pool only uses the
+  batch statistics of that same pooled tensor -- the pool's BN normalisation (each edge's running
+  statistics still get their own update);
 * the mixing coefficient w[e, o] (times edge_scale) of an op that ends in a non-affine BatchNorm is
   passed as that BN's ``weight``: BN(z) * w in one kernel, and dL/dw comes out of the BN backward;
 * ``none`` is never computed; ops outside ``EdgeWeights.active`` are not computed (single-path
@@ -33,6 +33,11 @@ from nascli.spaces.darts.search_cells import NONE, OP_INDEX, SearchCellBase, bui
 from nascli.spaces.darts.search_conv import depthwise_conv, use_fast_backward
 
 CL = torch.channels_last
+# parameter-free pooling ops: op index -> fn(x, stride) (PRIMITIVES max/avg_pool_3x3, pad 1)
+POOLS = {
+    OP_INDEX["max_pool_3x3"]: lambda x, s: F.max_pool2d(x, 3, s, 1),
+    OP_INDEX["avg_pool_3x3"]: lambda x, s: F.avg_pool2d(x, 3, s, 1, count_include_pad=False),
+}
 
 
 class PreparedWeights:
@@ -140,9 +145,10 @@ class _NodeFeatures:
         return self.cell.bypass_pool(rest) if self.stride == 2 else rest
 
     def pooled(self, o: int) -> torch.Tensor:
+        """max/avg pool (op index ``o``) of the op channels, once per node."""
         key = f"_pool{o}"
         if key not in self.__dict__:
-            self.__dict__[key] = self.cell.pools[o][self.stride](self.xo)
+            self.__dict__[key] = POOLS[o](self.xo, self.stride)
         return self.__dict__[key]
 
 
@@ -156,16 +162,14 @@ class _FullWidth:
 class FastSearchCell(SearchCellBase):
     """Fast DARTS search cell (module docstring); parameters identical to the reference cell."""
 
+    memory_format = CL
+
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  options: SupernetOptions, steps: int = 4, multiplier: int = 4):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, options, steps, multiplier)
         self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
         self.outgoing: list[list[Edge]] = [[e for e in self.edge_list if e.src == j]
                                            for j in range(2 + steps - 1)]
-        self.pools = {
-            OP_INDEX["max_pool_3x3"]: {s: nn.MaxPool2d(3, s, 1) for s in (1, 2)},
-            OP_INDEX["avg_pool_3x3"]: {s: nn.AvgPool2d(3, s, 1, count_include_pad=False) for s in (1, 2)},
-        }
         self.full_view = _FullWidth(self)
         self._op_fns = {
             OP_INDEX["max_pool_3x3"]: self._pool, OP_INDEX["avg_pool_3x3"]: self._pool,
@@ -174,10 +178,9 @@ class FastSearchCell(SearchCellBase):
             OP_INDEX["dil_conv_3x3"]: self._dil, OP_INDEX["dil_conv_5x5"]: self._dil,
         }
 
-    memory_format = CL
-
     @staticmethod
     def prepare(w: EdgeWeights) -> PreparedWeights:
+        """Done once per forward pass and cell type by the supernet (shared by all cells of the type)."""
         return PreparedWeights(w)
 
     # ----- ops: each returns its weighted output coef[e, o] * op_o(x) -------------------------------
