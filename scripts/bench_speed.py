@@ -180,6 +180,7 @@ def worker(args: argparse.Namespace) -> dict:
         fn()  # warm-up
         runs = [timed(fn) for _ in range(args.repeats)]
         out[name] = statistics.median(r[0] for r in runs)
+        out[name.replace("_s", "_runs")] = [round(r[0], 3) for r in runs]
         out[name.replace("_s", "_cpu_s")] = statistics.median(r[1] for r in runs)
     if "step_s" in out:
         out["step_img_s"] = cfg.batch / out["step_s"]
