@@ -174,7 +174,6 @@ def test_first_order_search_step_changes_weights_and_alphas(impl):
     assert torch.isfinite(loss)
 
 
-@pytest.mark.slow
 def test_nas_search_darts_end_to_end(tmp_path: Path):
     proc = nas("search", "space=darts", "space.supernet.C=4", "space.supernet.layers=3", "dataset=synthetic",
                "search.epochs=1", "search.max_steps_per_epoch=2", "num_threads=1", f"out_root={tmp_path}")

@@ -246,3 +246,26 @@ def test_cells_agree_on_any_edge_weights(reduction, K, aux, kind):
                 torch.testing.assert_close(x2, x1, atol=1e-10, rtol=1e-8)
         for k in s1_:
             torch.testing.assert_close(s2_[k], s1_[k], atol=1e-12, rtol=1e-10, msg=k)
+
+
+# ----- the custom depthwise conv of the fast cell ------------------------------------------------------
+
+@pytest.mark.parametrize("k,dilation", [(3, 1), (5, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_depthwise_conv_gradients_equal_conv2d(k, dilation, size, channels_last):
+    from nascli.spaces.darts.search_conv import depthwise_conv
+    g = torch.Generator().manual_seed(k * 10 + size)
+    x = torch.randn(3, 4, size, size + 1, dtype=F64, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(4, 1, k, k, dtype=F64, generator=g, requires_grad=True)
+    ours = depthwise_conv(x, w, 1, dilation)
+    ref = F.conv2d(x, w, None, 1, dilation * (k // 2), dilation, 4)
+    torch.testing.assert_close(ours, ref)
+    probe = torch.randn(ref.shape, dtype=F64, generator=g)
+    for a, b in zip(torch.autograd.grad(ours, (x, w), probe), torch.autograd.grad(ref, (x, w), probe)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    small = (x[:1, :2, :5, :5].detach().clone().requires_grad_(), w[:2].detach().clone().requires_grad_())
+    assert torch.autograd.gradgradcheck(lambda a, b: depthwise_conv(a, b, 1, dilation), small)

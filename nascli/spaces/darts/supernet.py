@@ -6,10 +6,11 @@
     global average pooling + Linear
 
 All normal cells share one alpha (14 x 8) and all reduction cells the other; the mixer is asked for
-each cell type's :class:`~nascli.search.mixers.base.EdgeWeights` once per forward pass. ``impl`` picks
-the cell implementation: ``fast`` (node-batched, :mod:`nascli.spaces.darts.search_fast`) or
-``reference`` (one module per op per edge, :mod:`nascli.spaces.darts.search_cells`); both compute the
-same function and :func:`copy_reference_to_fast` maps the weights of one onto the other.
+each cell type's :class:`~nascli.search.mixers.base.EdgeWeights` once per forward pass (and the cell class
+may ``prepare`` them once for all its cells). ``impl`` picks the cell implementation: ``fast``
+(channels-last, per-node shared work, :mod:`nascli.spaces.darts.search_fast`; docs/SPEED.md) or
+``reference`` (one module per op per edge, :mod:`nascli.spaces.darts.search_cells`). Both compute the same
+function with the same parameters; :func:`copy_reference_to_fast` gives a fast supernet a reference's weights.
 """
 from __future__ import annotations
 
