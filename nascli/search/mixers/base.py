@@ -47,6 +47,21 @@ class EdgeWeights:
         return [o for o in ops if o != none_index]
 
 
+def sum_edge_outputs(terms: list, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A node's value: the sum of its incoming edge outputs. ``None`` terms (edges that computed
+    nothing) are zeros; when only scalar passthroughs remain they broadcast to ``shape``."""
+    total = None
+    for t in terms:
+        if t is None:
+            continue
+        total = t if total is None else total + t
+    if total is None:
+        return like.new_zeros(shape)
+    if not torch.is_tensor(total) or total.dim() == 0:
+        return like.new_zeros(shape) + total
+    return total
+
+
 MIXERS: Registry[type["Mixer"]] = Registry("mixer")
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nascli.search.mixers.base import EdgeWeights
+from nascli.search.mixers.base import EdgeWeights, sum_edge_outputs
 from nascli.spaces.base import Edge, SupernetOptions
 from nascli.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
 from nascli.spaces.darts.space import darts_edges
@@ -142,17 +142,7 @@ class SearchCellBase(nn.Module):
 
     @staticmethod
     def node_sum(terms: list, shape: tuple[int, int, int, int], like: torch.Tensor) -> torch.Tensor:
-        """Sum of a node's edge outputs; ``None`` terms are zeros, scalars broadcast to the node shape."""
-        total = None
-        for t in terms:
-            if t is None:
-                continue
-            total = t if total is None else total + t
-        if total is None:
-            return like.new_zeros(shape)
-        if not torch.is_tensor(total) or total.dim() == 0:  # only scalar passthroughs
-            return like.new_zeros(shape) + total
-        return total
+        return sum_edge_outputs(terms, shape, like)
 
 
 class ReferenceSearchCell(SearchCellBase):

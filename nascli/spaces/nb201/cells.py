@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nascli.search.mixers.base import EdgeWeights
+from nascli.search.mixers.base import EdgeWeights, sum_edge_outputs
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
 from nascli.spaces.nb201.ops import avg_pool_3x3, channel_shuffle, op_module
 
@@ -55,16 +55,7 @@ class _SearchCellBase(nn.Module):
 
     @staticmethod
     def _sum(terms, like: torch.Tensor) -> torch.Tensor:
-        total = None
-        for t in terms:
-            if t is None:
-                continue
-            total = t if total is None else total + t
-        if total is None:
-            return torch.zeros_like(like)
-        if not torch.is_tensor(total) or total.dim() == 0:  # only scalar passthroughs
-            return torch.zeros_like(like) + total
-        return total
+        return sum_edge_outputs(terms, like.shape, like)
 
 
 class FastSearchCell(_SearchCellBase):
