@@ -526,7 +526,7 @@ def test_skip_count_and_networks_from_space():
 def test_space_config_file():
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(ROOT / "conf" / "space" / "darts.yaml")
+    cfg = OmegaConf.load(ROOT / "nascli" / "conf" / "space" / "darts.yaml")
     assert cfg.name == "darts"
     assert OmegaConf.to_container(cfg.supernet) == {"C": 16, "layers": 8, "stem_multiplier": 3, "impl": "fast"}
     assert OmegaConf.to_container(cfg.search_defaults) == {"nesterov": False, "weight_decay": 3e-4,

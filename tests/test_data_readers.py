@@ -430,7 +430,7 @@ def test_bad_train_portion(portion):
 # ---------------------------------------------------------------- config files
 
 def test_dataset_yamls_match_registry():
-    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+    conf_dir = Path(__file__).resolve().parents[1] / "nascli" / "conf" / "dataset"
     names = sorted(p.stem for p in conf_dir.glob("*.yaml"))
     assert names == D.DATASETS.names()
     for name in names:

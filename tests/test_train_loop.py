@@ -22,7 +22,7 @@ from nascli.train import (
     train_network,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "protocol"
+CONF = Path(__file__).resolve().parents[1] / "nascli" / "conf" / "protocol"
 
 
 # ----------------------------------------------------------------------------- protocols
