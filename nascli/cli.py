@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from nascli.errors import NasError
+from nascli.overrides import quote_value
 from nascli.paths import CONF_DIR
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,17 +57,6 @@ def config_groups() -> list[str]:
 
 def group_choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def quote_value(value: str) -> str:
-    """Quote a value for Hydra's override grammar unless it already is quoted."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def prepare_overrides(args: list[str]) -> list[str]:
