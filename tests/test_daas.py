@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_cfg, nas, result_line
+from helpers import (RESUME, TINY, TINY_DARTS, assert_same_state, compose_cfg, interrupted_and_full_states, nas,
+                     result_line)
 from nascli.data import BatchStream
 from nascli.data.policy import (SUBPOLICIES, AugmentPolicy, PolicyActions, PolicyBatchStream, apply_actions,
                                 load_policy, policy_stream_factory, policy_table)
 from nascli.data.policy_ops import OP_NAMES, auto_contrast, invert, solarize
 from nascli.errors import NasError
 from nascli.search.regularizers.augment_policy import PolicyParameters, reinforce_update
-from test_gdas import (RESUME, TINY, TINY_DARTS, assert_same_state, interrupted_and_full_states,
-                       needs_darts_supernet)
 
 IDX = {n: k for k, n in enumerate(OP_NAMES)}
 
@@ -221,7 +220,6 @@ def test_artifacts_give_a_loadable_policy(tmp_path):
     assert pol.subpolicy_probs == pytest.approx([1 / 105] * 105)
 
 
-@needs_darts_supernet
 def test_cpu_search_step_darts_space(tmp_path):
     res = result_line(nas("search", "method=daas", *TINY_DARTS, "search.epochs=1", "search.max_steps_per_epoch=1",
                           f"out_root={tmp_path}"))
@@ -275,8 +273,6 @@ def test_policy_stream_resumes_exactly():
         assert torch.equal(t.next()[0], e)
 
 
-@pytest.mark.skipif(not hasattr(__import__("nascli.search.components", fromlist=["Component"]).Component, "artifacts"),
-                    reason="the search command's component artifacts hook is not integrated yet")
 def test_search_writes_policy_json_and_evaluate_trains_with_it(tmp_path):
     res = result_line(nas("search", "method=daas", *TINY, "search.epochs=1", "search.max_steps_per_epoch=2",
                           f"out_root={tmp_path}"))

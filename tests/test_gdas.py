@@ -10,32 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import compose_cfg, nas, result_line
+from helpers import (RESUME, TINY, TINY_DARTS, assert_same_state, compose_cfg, count_op_calls,
+                     interrupted_and_full_states, nas, result_line)
 from nascli.search.mixers import MIXERS
 from nascli.search.mixers import gumbel as gumbel_mod
 from nascli.search.mixers.gumbel import GumbelMixer, hard_gumbel_softmax, temperature
 from nascli.spaces import get_space
 from nascli.spaces.base import SupernetOptions
-
-TINY = ["space.supernet.C=4", "space.supernet.N=1", "dataset.num_train=128", "dataset.num_test=32",
-        "dataset.image_size=8", "search.batch_size=8", "num_threads=1"]
-TINY_DARTS = ["space=darts", "space.supernet.C=4", "space.supernet.layers=2", "dataset.num_train=64",
-              "dataset.num_test=16", "dataset.image_size=8", "search.batch_size=4", "num_threads=1"]
-
-
-def darts_supernet_ready() -> bool:
-    """False while DartsSpace.build_supernet is still a stub (another engineer is writing it)."""
-    space = get_space("darts")
-    try:
-        space.build_supernet(MIXERS.get("softmax")(space), 10, 3, SupernetOptions(), C=4, layers=2)
-    except NotImplementedError:
-        return False
-    return True
-
-
-needs_darts_supernet = pytest.mark.skipif(not darts_supernet_ready(),
-                                          reason="DartsSpace.build_supernet raises NotImplementedError")
-
 
 def nb201_supernet(mixer_name="gumbel", impl="fast", C=4, N=1, **mixer_kw):
     space = get_space("nb201")
@@ -264,7 +245,6 @@ def test_cpu_search_step_nb201_logs_temperature(tmp_path):
     assert float(state["supernet"]["mixer.tau"]) == pytest.approx(0.1)
 
 
-@needs_darts_supernet
 def test_cpu_search_step_darts_space(tmp_path):
     res = result_line(nas("search", "method=gdas", *TINY_DARTS, "search.epochs=1", "search.max_steps_per_epoch=1",
                           f"out_root={tmp_path}"))
@@ -273,31 +253,6 @@ def test_cpu_search_step_darts_space(tmp_path):
     assert arch["space"] == "darts"
 
 
-def count_op_calls(net, mixer, x):
-    """(per (cell, edge, op) call counts, the EdgeWeights each cell type got) for one forward of a
-    supernet built with reference cells (one module per op per edge, in ``cell.edges``)."""
-    calls = Counter()
-    cells = [m for m in net.modules() if hasattr(m, "edges") and isinstance(m.edges, torch.nn.ModuleList)]
-    handles = [op.register_forward_hook(lambda *_, key=(c, e, o): calls.update([key]))
-               for c, cell in enumerate(cells) for e, ops in enumerate(cell.edges) for o, op in enumerate(ops)]
-    seen = {}
-    mix = mixer.mix
-
-    def record(ct):
-        seen[ct] = mix(ct)
-        return seen[ct]
-
-    mixer.mix = record
-    try:
-        net(x)
-    finally:
-        mixer.mix = mix
-        for h in handles:
-            h.remove()
-    return calls, seen, cells
-
-
-@needs_darts_supernet
 def test_darts_space_forward_computes_one_op_per_edge():
     space = get_space("darts")
     torch.manual_seed(0)
@@ -314,51 +269,6 @@ def test_darts_space_forward_computes_one_op_per_edge():
 
 
 # ------------------------------------------------------------------------------------ resume
-class Interrupt(Exception):
-    pass
-
-
-def interrupted_and_full_states(tmp_path: Path, overrides: list[str], crash_at_step: int):
-    """(final checkpoint of an uninterrupted search, final checkpoint of the same search interrupted at
-    its ``crash_at_step``-th optimizer step (in-process) and resumed by a fresh session on the same run
-    directory, (epoch, step) the resume started from)."""
-    from nascli.commands.search import SearchSession
-
-    full = SearchSession(compose_cfg("search", [*overrides, f"out_root={tmp_path / 'full'}"]))
-    full.execute()
-    cut_cfg = compose_cfg("search", [*overrides, f"out_root={tmp_path / 'cut'}"])
-    cut = SearchSession(cut_cfg)
-    step, count = cut.optimizer.step, [0]
-
-    def crashing(*args):
-        count[0] += 1
-        if count[0] == crash_at_step:
-            raise Interrupt
-        return step(*args)
-
-    cut.optimizer.step = crashing
-    with pytest.raises(Interrupt):
-        cut.execute()
-    assert not (cut.run.path / "result.json").exists()
-    load = lambda s: torch.load(s.run.checkpoint_path, weights_only=False)  # noqa: E731
-    at = load(cut)
-    resumed = SearchSession(cut_cfg)
-    result = resumed.execute()
-    return load(full), load(resumed), (at["epoch"], at["step"])
-
-
-def assert_same_state(a: dict, b: dict, prefixes=("mixer.",)) -> None:
-    keys = [k for k in a["supernet"] if k.startswith(prefixes)]
-    assert keys
-    for k in keys:
-        assert torch.equal(a["supernet"][k], b["supernet"][k]), k
-    for k in a["supernet"]:
-        assert torch.equal(a["supernet"][k], b["supernet"][k]), k
-
-
-RESUME = ["search.epochs=3", "search.max_steps_per_epoch=3", "search.checkpoint_every_steps=2"]
-
-
 def test_resume_restores_alphas_and_temperature_exactly(tmp_path):
     # crash at step 6 = epoch 1, step 3: resumes from the mid-epoch checkpoint after step 2 of epoch 1
     full, resumed, at = interrupted_and_full_states(tmp_path, ["method=gdas", *TINY, *RESUME], crash_at_step=6)

@@ -10,15 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import compose_cfg, nas, result_line
+from helpers import (RESUME, TINY, TINY_DARTS, assert_same_state, compose_cfg, count_op_calls,
+                     interrupted_and_full_states, nas, result_line)
 from nascli.device import frozen
 from nascli.search.mixers.gumbel import fair_schedule
 from nascli.search.mixers.rome import RomeMixer, gumbel_top_k, relaxed_topk
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.spaces import get_space
 from nascli.spaces.base import SupernetOptions
-from test_gdas import (RESUME, TINY, TINY_DARTS, assert_same_state, count_op_calls, interrupted_and_full_states,
-                       needs_darts_supernet)
 
 
 def test_gumbel_top2_keeps_exactly_two_edges_per_node_over_many_draws():
@@ -244,7 +243,6 @@ def test_search_step_nb201_strict_fair_in_process(tmp_path):
         assert sorted(path[e] for path in used) == [0, 1, 2, 3, 4]
 
 
-@needs_darts_supernet
 def test_darts_space_forward_computes_ops_on_exactly_two_edges_per_node():
     space = get_space("darts")
     torch.manual_seed(0)
@@ -261,7 +259,6 @@ def test_darts_space_forward_computes_ops_on_exactly_two_edges_per_node():
             assert all(o != 0 for (_c, _e, o) in calls)
 
 
-@needs_darts_supernet
 def test_cpu_search_step_darts_space(tmp_path):
     res = result_line(nas("search", "method=rome", *TINY_DARTS, "optimizer.num_paths=2", "search.epochs=1",
                           "search.max_steps_per_epoch=1", f"out_root={tmp_path}"))
@@ -278,7 +275,6 @@ def test_resume_restores_alphas_betas_and_temperature_exactly(tmp_path):
     assert "mixer.betas.cell" in resumed["supernet"]
 
 
-@needs_darts_supernet
 def test_resume_on_the_darts_space_restores_both_cell_types_exactly(tmp_path):
     full, resumed, at = interrupted_and_full_states(
         tmp_path, ["method=rome", "optimizer.num_paths=2", *TINY_DARTS, "search.epochs=2",
