@@ -1,30 +1,63 @@
-# nascli developer targets. `make demo` and `make test` are the README's first two commands:
-# each installs what it needs (torch pinned to 2.13.0: never let pip pick a newer, CUDA-sized torch).
+# nascli developer targets. `make demo` and `make test` are the README's first two commands. Each creates the
+# project virtual environment $(VENV) (so a system Python that refuses `pip install`, PEP 668, is never
+# touched), installs what its target needs with the exact versions of constraints.txt (torch 2.13.0: pip
+# never picks a newer, CUDA-sized torch), then runs. Re-running skips the install while pyproject.toml and
+# constraints.txt are unchanged (a stamp file per target in $(VENV)).
+#
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu    # CPU-only torch build (Linux)
+#   make test VENV=/tmp/fresh-venv                                 # a brand-new environment (what .ci/run does)
 PYTHON ?= python3
-PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
-EXTRAS ?= test,slurm,joblib
+VENV ?= .venv
+CONSTRAINTS ?= constraints.txt
+TORCH_INDEX ?=
+DEMO_EXTRAS = plots
+TEST_EXTRAS = test,plots,nb301,slurm,joblib
 
-.PHONY: install demo test test-all bench-speed fmnist clean
+VPY = $(VENV)/bin/python
+PIP_INSTALL = $(VPY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
-install:
-	$(PIP_INSTALL) torch==2.13.0
+.PHONY: venv demo test test-all bench-speed fmnist clean
+
+# The environment. Debian/Ubuntu ship the venv module separately (python3.X-venv): installed here when we
+# are root with apt-get, otherwise one line says what to install.
+$(VPY):
+	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
+	  pkg=python$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "nascli: installing $$pkg (apt-get) for '$(PYTHON) -m venv'"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
+	  else \
+	    echo "nascli: '$(PYTHON) -m venv' needs the venv module: install it (Debian/Ubuntu: sudo apt-get install $$pkg) and re-run"; \
+	    exit 1; \
+	  fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(VPY)
+
+$(VENV)/.installed-demo: EXTRAS = $(DEMO_EXTRAS)
+$(VENV)/.installed-test: EXTRAS = $(TEST_EXTRAS)
+$(VENV)/.installed-demo $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VPY)
+	$(PIP_INSTALL) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch
 	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
+	@touch $@
 
-demo: install
-	nas search +experiment=demo
+demo: $(VENV)/.installed-demo
+	$(VENV)/bin/nas search +experiment=demo
 
-test: install
-	$(PYTHON) -m pytest
+# -rs: every skipped test says why. pytest's exit status is make's (5, no tests collected, fails too).
+test: $(VENV)/.installed-test
+	$(VPY) -m pytest -rs
 
-test-all: install
-	$(PYTHON) -m pytest -m "slow or not slow"
+test-all: $(VENV)/.installed-test
+	$(VPY) -m pytest -rs -m "slow or not slow"
 
-bench-speed: install
-	$(PYTHON) scripts/bench_speed.py
+bench-speed: $(VENV)/.installed-demo
+	$(VPY) scripts/bench_speed.py
 
 # A CPU-sized NB201 DARTS search on real Fashion-MNIST (needs: apt-get install -y dataset-fashion-mnist)
-fmnist: install
-	nas search method=darts space=nb201 dataset=fashion_mnist +experiment=fmnist_cpu
+fmnist: $(VENV)/.installed-demo
+	$(VENV)/bin/nas search method=darts space=nb201 dataset=fashion_mnist +experiment=fmnist_cpu
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

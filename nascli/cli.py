@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from nascli.errors import NasError
 from nascli.overrides import quote_value
@@ -33,6 +34,7 @@ QUOTED_KEYS = ("arch", "run", "policy", "sweep")  # free text: NB201 strings, pa
 DISTRIBUTED_COMMANDS = ("evaluate",)  # may run under torchrun with WORLD_SIZE > 1 (nascli/distributed.py)
 _GROUP_ARG = re.compile(r"^(?:\+\+|\+)?([a-z_]+)=(.*)$")
 _LAUNCHER_ARG = re.compile(r"^(?:\+\+|\+)?hydra/launcher=(.*)$")
+_SEARCHPATH_ARG = re.compile(r"^(?:\+\+|\+)?hydra\.searchpath=\[?(.*?)\]?$")
 
 
 def usage() -> str:
@@ -55,13 +57,27 @@ def config_groups() -> list[str]:
     return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",) and not p.name.startswith("_"))
 
 
-def group_choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def group_choices(group: str, user_dirs: list[str] = ()) -> list[str]:
+    """Choices of a group in the package's configs and in the user's ``hydra.searchpath`` folders."""
+    return sorted({p.stem for d in (CONF_DIR, *user_dirs) for p in (Path(d) / group).glob("*.yaml")})
+
+
+def user_conf_dirs(args: list[str]) -> list[str]:
+    """The ``file://`` folders of a ``hydra.searchpath=[...]`` override (the user's own config groups)."""
+    dirs = []
+    for arg in args:
+        m = _SEARCHPATH_ARG.match(arg)
+        for item in (m.group(1).split(",") if m else []):
+            item = item.strip().strip("'\"")
+            if item.startswith("file://"):
+                dirs.append(item[len("file://"):])
+    return dirs
 
 
 def prepare_overrides(args: list[str]) -> list[str]:
     """Quote arch= values and validate config-group and launcher choices (one-line error on a bad one)."""
     groups = set(config_groups())
+    user_dirs = user_conf_dirs(args)
     out = []
     for arg in args:
         m = _GROUP_ARG.match(arg)
@@ -75,7 +91,7 @@ def prepare_overrides(args: list[str]) -> list[str]:
             arg = f"{key}={quote_value(value)}"
         elif m and m.group(1) in groups:
             group, value = m.group(1), m.group(2)
-            choices = group_choices(group)
+            choices = group_choices(group, user_dirs)
             for choice in value.split(","):
                 if choice not in choices:
                     raise NasError(f"unknown {group} {choice!r}; valid choices: {', '.join(choices)}")
