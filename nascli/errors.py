@@ -28,3 +28,30 @@ class BadArchError(NasError):
 
 class CheckpointError(NasError):
     """A checkpoint that cannot be read."""
+
+
+class OptionError(NasError):
+    """An option key or value that the component it configures does not accept."""
+
+
+class IncompatibleError(NasError):
+    """A combination of axes (method, optimizer, selection, space) that cannot work together."""
+
+
+class RunLockedError(NasError):
+    """Another process owns the run directory (see nascli.runlock)."""
+
+
+class DivergedError(NasError):
+    """A loss (or the weights) stopped being finite: the run stops, its last good checkpoint is kept.
+
+    ``epoch`` and ``step`` are 0-based (``epoch`` as in metrics.jsonl, ``step`` the index of the step
+    within that epoch). Exit code 3, so scripts can tell a diverged run from bad input.
+    """
+
+    exit_code = 3
+
+    def __init__(self, epoch: int, step: int, what: str = "the loss"):
+        self.epoch, self.step, self.what = int(epoch), int(step), what
+        super().__init__(f"diverged: {what} is not finite at epoch {self.epoch} step {self.step} (0-based); "
+                         "the last good checkpoint is kept; lower the learning rate or change the config")

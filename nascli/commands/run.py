@@ -3,22 +3,34 @@
 Path: ``<out_root>/<command>/<space>-<dataset>/<method>/<hash>/seed=<N>/`` where the hash covers the
 semantic config only (no seed, paths, device or display settings), so the same command always
 lands in the same directory, and re-running it resumes or reports it.
+
+Safety rules: one process owns a run directory at a time (:meth:`RunDir.lock`, an OS lock released
+when its holder dies); the owner first removes temp files a killed write left behind; every file is
+replaced atomically (temp file, fsync, rename); checkpoints are versioned and read without running
+code (:mod:`nascli.checkpoint`); a torn last line of ``metrics.jsonl`` is dropped; a diverged run
+records ``status: diverged`` and keeps its last good checkpoint (:meth:`RunDir.record_divergence`).
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nascli.errors import CheckpointError
+from nascli.checkpoint import checkpoint_bytes, load_checkpoint_file
+from nascli.errors import DivergedError, NasError
+from nascli.rng import capture_rng_state, restore_rng_state, seed_everything  # noqa: F401 (re-exported)
+from nascli.runlock import RunLock
+
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_write_bytes's temp files: .<name>.<random>.tmp
 
 # Keys that do not change what a run computes; dotted paths into the config.
 NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "run", "hydra",
@@ -44,9 +56,11 @@ def config_hash(cfg: DictConfig, length: int = 10) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temp file ``.<name>.<random>.tmp`` in the same directory, fsync, then rename over
+    ``path``: readers see the old or the new file, never a part. A killed write leaves the temp file,
+    which the next owner of the run directory removes (:meth:`RunDir.remove_stale_temp_files`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -103,6 +117,29 @@ class RunDir:
     def result_path(self) -> Path:
         return self.path / "result.json"
 
+    # ---------------------------------------------------------------- ownership
+    @contextmanager
+    def lock(self, enabled: bool = True) -> Iterator["RunDir"]:
+        """Own the run directory for the duration of the block (creating it if needed), or raise
+        :class:`~nascli.errors.RunLockedError` at once naming the process that owns it. The owner then
+        removes the temp files of killed writes. ``enabled=False`` (torchrun ranks other than 0) does nothing."""
+        if not enabled:
+            yield self
+            return
+        with RunLock(self.path):
+            self.remove_stale_temp_files()
+            yield self
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete ``.*.tmp`` files under the run directory (call only while holding :meth:`lock`:
+        then no write of ours is in flight, so every such file is an orphan of a killed write)."""
+        if not self.path.is_dir():
+            return []
+        stale = [p for p in self.path.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def finished_result(self) -> dict | None:
         """result.json of a finished (status ok) run, else None."""
         if not self.result_path.exists():
@@ -132,9 +169,20 @@ class RunDir:
             os.fsync(f.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl. Rule: a last line that does not parse (torn by a crash during
+        its write) is dropped; an unparsable line before the last one is a damaged file (NasError)."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = [(n, line) for n, line in enumerate(self.metrics_path.read_text().splitlines(), 1) if line.strip()]
+        records = []
+        for i, (n, line) in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    break  # torn last line
+                raise NasError(f"{self.metrics_path} line {n} is not valid JSON; repair or delete that line") from None
+        return records
 
     def truncate_metrics(self, before_epoch: int) -> None:
         """Drop records of epochs >= before_epoch (written after the checkpoint we resume from)."""
@@ -143,46 +191,22 @@ class RunDir:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(self.checkpoint_path, buf.getvalue())
+        """Atomically replace checkpoint.pt with ``state`` (which carries its ``format`` key)."""
+        atomic_write_bytes(self.checkpoint_path, checkpoint_bytes(state))
 
-    def load_checkpoint(self, map_location=None) -> dict[str, Any] | None:
+    def load_checkpoint(self, map_location=None, expect: str | None = None) -> dict[str, Any] | None:
+        """checkpoint.pt's state, None when there is none; anything that is not one of our checkpoints
+        (of format ``expect`` when given) raises a one-line CheckpointError naming the file."""
         if not self.checkpoint_path.exists():
             return None
-        try:
-            return torch.load(self.checkpoint_path, map_location=map_location, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-            raise CheckpointError(f"cannot read checkpoint {self.checkpoint_path}: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'}; "
-                                  "move it away to restart this run from scratch") from None
+        return load_checkpoint_file(self.checkpoint_path, map_location=map_location, expect=expect)
 
-
-def capture_rng() -> dict[str, Any]:
-    import random
-
-    import numpy as np
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    # ---------------------------------------------------------------- failures
+    def record_divergence(self, error: DivergedError, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write result.json with status ``diverged`` (``fields`` + where and why) and return it; the
+        checkpoint is not touched, so it stays the last good one."""
+        result = {"status": "diverged", **fields, "run_dir": str(self.path), "diverged_epoch": error.epoch,
+                  "diverged_step": error.step, "error": str(error),
+                  "checkpoint": str(self.checkpoint_path) if self.checkpoint_path.exists() else None}
+        self.write_json("result.json", result)
+        return result

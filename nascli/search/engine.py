@@ -2,6 +2,12 @@
 
 The engine knows nothing about methods: it calls the mixer's and the components' epoch hooks, the
 optimizer's step, and checkpoints all of their states together with the data streams and RNGs.
+
+Divergence: the optimizer's step statistics (device-side loss sums) are watched after every step
+(:class:`~nascli.divergence.NonFiniteWatch`: checked at once on the CPU, read only at checkpoint points
+and at the end of the epoch elsewhere), and the weights are checked before every checkpoint, so a
+non-finite loss raises :class:`~nascli.errors.DivergedError` (epoch, first bad step) before a bad
+state is ever handed to ``checkpoint()``.
 """
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from typing import Any
 
 import torch
 
-from nascli.commands.run import capture_rng, restore_rng
+from nascli.checkpoint import SEARCH_FORMAT
+from nascli.divergence import NonFiniteWatch, all_finite
+from nascli.errors import CheckpointError, DivergedError
+from nascli.rng import capture_rng_state, restore_rng_state
 
 
 class SearchEngine:
@@ -26,6 +35,7 @@ class SearchEngine:
         self.steps_per_epoch = steps_per_epoch
         self.epoch = 0  # the epoch in progress (or next to run)
         self.step = 0  # steps done in that epoch
+        self.watch = NonFiniteWatch(next(supernet.parameters()).device)
 
     # ------------------------------------------------------------------ hooks
     def start_epoch(self, epoch: int) -> None:
@@ -45,10 +55,12 @@ class SearchEngine:
     # ------------------------------------------------------------------ loop
     def run_epoch(self, checkpoint: Callable[[], None] | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
         """Run the rest of ``self.epoch`` from ``self.step``; returns timing figures. With
-        ``checkpoint_every`` > 0, ``checkpoint()`` is called every that many steps inside the epoch."""
+        ``checkpoint_every`` > 0, ``checkpoint()`` is called every that many steps inside the epoch.
+        Raises :class:`DivergedError` when a loss or the weights stop being finite (module docstring)."""
         self.net.train()
         if self.step == 0:
             self.opt.stats = type(self.opt.stats)()
+        self.watch.start(self.epoch, self.step)
         t0 = time.perf_counter()
         images = 0
         while self.step < self.steps_per_epoch:
@@ -56,29 +68,43 @@ class SearchEngine:
             arch_batch = self.arch_stream.next() if self.opt.uses_arch_batches and self.arch_stream else None
             self.opt.step(train_batch, arch_batch)
             images += train_batch[0].shape[0]
+            sums = self.opt.stats.sums
+            if sums:
+                self.watch.observe(torch.stack(list(sums.values())))
             self.step += 1
             for c in self.components:
                 c.on_step_end(self.epoch, self.step)
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.steps_per_epoch:
+                self.check_finite()
                 checkpoint()
+        self.check_finite()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         return {"epoch_time_s": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
 
+    def check_finite(self) -> None:
+        """Raise :class:`DivergedError` if a watched loss of this epoch or any weight is not finite."""
+        self.watch.check()
+        if not all_finite(self.net.parameters()):
+            raise DivergedError(self.epoch, self.step - 1, "the weights")
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "step": self.step,
+            "format": SEARCH_FORMAT, "epoch": self.epoch, "step": self.step,
             "supernet": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
             "components": [c.state_dict() for c in self.components],
             "train_stream": self.train_stream.state_dict(),
             "arch_stream": self.arch_stream.state_dict() if self.arch_stream else None,
-            "rng": capture_rng(),
+            "rng": capture_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; a state of another format raises :class:`CheckpointError`."""
+        if state.get("format") != SEARCH_FORMAT:
+            raise CheckpointError(f"search state has format {state.get('format')!r}, expected {SEARCH_FORMAT!r}")
         self.net.load_state_dict(state["supernet"])
         self.opt.load_state_dict(state["optimizer"])
         for c, s in zip(self.components, state["components"]):
@@ -86,5 +112,5 @@ class SearchEngine:
         self.train_stream.load_state_dict(state["train_stream"])
         if self.arch_stream is not None and state["arch_stream"] is not None:
             self.arch_stream.load_state_dict(state["arch_stream"])
-        restore_rng(state["rng"])
+        restore_rng_state(state["rng"])
         self.epoch, self.step = state["epoch"], state["step"]

@@ -10,6 +10,12 @@ One epoch ``e`` (0-based) of :func:`train_network`:
 3. top-1 accuracy (percent) on the whole test split in eval mode;
 4. ``on_epoch_end(e, metrics, state)`` with a state that :func:`train_network` accepts to resume.
 
+Divergence: a training loss that is not finite raises :class:`~nascli.errors.DivergedError` naming the
+epoch and the step (both 0-based) of the first bad step, before ``on_epoch_end`` sees that epoch, so
+the caller's last checkpoint stays the last good one. The loss is watched on the device
+(:class:`~nascli.divergence.NonFiniteWatch`) and read at the end of the epoch; on the CPU in one
+process every step is checked at once.
+
 On CUDA the forward runs under bf16 autocast with channels_last tensors and a fused SGD; losses and
 accuracies accumulate on the device and are read back once per epoch. ``cudnn.benchmark`` is left as
 it is (off by default) so runs stay reproducible.
@@ -24,6 +30,7 @@ reports the global figures. ``protocol.batch_size`` stays the global batch. The 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,12 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli import distributed
-from nascli.errors import CheckpointError
+from nascli.checkpoint import TRAIN_FORMAT
+from nascli.divergence import NonFiniteWatch
+from nascli.errors import CheckpointError, DivergedError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
-from nascli.train.rng import capture_rng_state, restore_rng_state, seed_everything
+from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
 
-STATE_FORMAT = "nascli.train/1"
+STATE_FORMAT = TRAIN_FORMAT
 
 EpochCallback = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
@@ -105,8 +114,13 @@ def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, to
 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any, steps: int,
-                 protocol: Protocol, device: torch.device) -> tuple[float, float]:
-    """``steps`` optimizer steps; returns (mean training loss, top-1 train accuracy in percent)."""
+                 protocol: Protocol, device: torch.device, epoch: int = 0) -> tuple[float, float]:
+    """``steps`` optimizer steps; returns (mean training loss, top-1 train accuracy in percent).
+    Raises :class:`DivergedError` (``epoch``, first bad step) when a loss is not finite."""
+    ctx = distributed.current()
+    # Under DDP a rank must not stop alone mid-epoch (the others would wait in the gradient all-reduce).
+    watch = NonFiniteWatch(device, check_every_step=device.type == "cpu" and not ctx.distributed)
+    watch.start(epoch, 0)
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -118,6 +132,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
         with _autocast(device):
             output = model(_prepare_input(x, device))
         loss, logits = compute_loss(output, y, protocol.auxiliary_weight, protocol.label_smoothing)
+        watch.observe(loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if protocol.grad_clip:
@@ -130,7 +145,26 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
     # Sums over all ranks (a no-op in one process); one host sync per epoch.
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
     loss_total, correct_total, seen_total = distributed.all_reduce_sum(totals).tolist()
+    if not math.isfinite(loss_total):  # the same on every rank: all stop here together
+        _raise_first_bad_step(watch, steps, device, ctx)
     return loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1)
+
+
+def _raise_first_bad_step(watch: NonFiniteWatch, steps: int, device: torch.device,
+                          ctx: distributed.DistContext) -> None:
+    """Raise the :class:`DivergedError` of the earliest bad step over all ranks (a MIN all-reduce)."""
+    try:
+        watch.check()
+        first = steps  # this rank's losses were finite; another rank's were not
+    except DivergedError as exc:
+        first = exc.step
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        t = torch.tensor([first], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        first = int(t.item())
+    raise DivergedError(watch.epoch, min(first, steps - 1))
 
 
 def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) -> torch.optim.SGD:
@@ -250,7 +284,7 @@ def train_network(
         drop_path = drop_path_at_epoch(protocol, epoch)
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = drop_path
-        train_loss, train_acc = _train_epoch(net, optimizer, stream, steps, protocol, device)
+        train_loss, train_acc = _train_epoch(net, optimizer, stream, steps, protocol, device, epoch)
         distributed.broadcast_buffers(model)  # evaluate (and save) rank 0's BatchNorm statistics everywhere
         counts = _count_correct(model, iterate_test(test_split, info, protocol.batch_size), device)
         test_acc = _accuracy(distributed.all_reduce_sum(counts))
