@@ -68,16 +68,17 @@ def derive(cfg: DictConfig) -> dict[str, Any]:
     search_cfg.pop("_runtime", None)
     search_cfg.device = cfg.device
     search_cfg.out_root = str(run_dir.parents[4]) if len(run_dir.parents) > 4 else search_cfg.out_root
-    session = SearchSession(search_cfg)
-    session.run = RunDir(run_dir)
-    state = session.run.load_checkpoint(map_location=session.device)
-    if state is None:
-        raise NasError(f"run={run_dir} has no checkpoint.pt to derive from")
-    session.engine.load_state_dict(state)
-    name = str(cfg.selection.name)
-    path, arch, bench = write_selection(session.run, session.space, session.selection_context(), cfg.selection,
-                                        dataset=str(search_cfg.dataset.name), file_name=f"arch_{name}.json",
-                                        epoch=int(state["epoch"]))
+    with RunDir(run_dir).lock():  # derive writes into the search run directory: own it meanwhile
+        session = SearchSession(search_cfg)
+        session.run = RunDir(run_dir)
+        state = session.run.load_checkpoint(map_location=session.device)
+        if state is None:
+            raise NasError(f"run={run_dir} has no checkpoint.pt to derive from")
+        session.engine.load_state_dict(state)
+        name = str(cfg.selection.name)
+        path, arch, bench = write_selection(session.run, session.space, session.selection_context(), cfg.selection,
+                                            dataset=str(search_cfg.dataset.name), file_name=f"arch_{name}.json",
+                                            epoch=int(state["epoch"]))
     console.print(f"[bold]derived[/] ({name}) {arch.to_string()}")
     result = {"status": "ok", "command": "derive", "run_dir": str(run_dir), "selection": name,
               "arch_path": str(path), "arch": arch.to_string(), "space": session.space.name,

@@ -78,33 +78,34 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
     main = distributed.is_main()  # under torchrun only rank 0 writes and prints
-    done = run.finished_result()
-    if done is not None:
-        if main:
-            console.print(f"[bold]finished run[/] {run.path} (not redone)")
-            emit_result(done)
-        return done
-    policy = None
-    if cfg.get("policy"):
-        from nascli.data.policy import load_policy
-        policy = load_policy(str(cfg.policy))  # fail before anything is written
-    seed_everything(int(cfg.seed))
-    model = build_network(cfg, space, arch, info)
-    params = count_parameters(model)
-    flops = count_flops(model, (1, info.channels, info.image_size, info.image_size))
-    base = {"command": "evaluate", "run_dir": str(run.path), "arch": arch.to_string(), "space": space.name,
-            "dataset": str(cfg.dataset.name), "protocol": str(cfg.protocol.name), "seed": int(cfg.seed),
-            "params": int(params), "flops": int(flops), "policy": str(cfg.policy) if policy else None}
-    if cfg.get("dry_run"):
-        result = {"status": "dry_run", **base}
-        if main:
-            run.write_json("result.json", result)
-            emit_result(result)
-        return result
-    try:
-        return _train(cfg, run, space, arch, model, info, base, policy)
-    finally:
-        distributed.shutdown()
+    with run.lock(enabled=main):  # one process per run directory (rank 0 owns it under torchrun)
+        done = run.finished_result()
+        if done is not None:
+            if main:
+                console.print(f"[bold]finished run[/] {run.path} (not redone)")
+                emit_result(done)
+            return done
+        policy = None
+        if cfg.get("policy"):
+            from nascli.data.policy import load_policy
+            policy = load_policy(str(cfg.policy))  # fail before anything is written
+        seed_everything(int(cfg.seed))
+        model = build_network(cfg, space, arch, info)
+        params = count_parameters(model)
+        flops = count_flops(model, (1, info.channels, info.image_size, info.image_size))
+        base = {"command": "evaluate", "run_dir": str(run.path), "arch": arch.to_string(), "space": space.name,
+                "dataset": str(cfg.dataset.name), "protocol": str(cfg.protocol.name), "seed": int(cfg.seed),
+                "params": int(params), "flops": int(flops), "policy": str(cfg.policy) if policy else None}
+        if cfg.get("dry_run"):
+            result = {"status": "dry_run", **base}
+            if main:
+                run.write_json("result.json", result)
+                emit_result(result)
+            return result
+        try:
+            return _train(cfg, run, space, arch, model, info, base, policy)
+        finally:
+            distributed.shutdown()
 
 
 def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], policy=None) -> dict[str, Any]:
@@ -144,8 +145,14 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
     if policy is not None:
         from nascli.data.policy import policy_stream_factory
         make_stream = policy_stream_factory(policy)
-    final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
-                          seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end, make_stream=make_stream)
+    from nascli.errors import DivergedError
+    try:
+        final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
+                              seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end, make_stream=make_stream)
+    except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
+        if main:
+            emit_result(run.record_divergence(exc, base))
+        raise
     result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
               "benchmark": benchmark_truth(space.name, str(cfg.dataset.name), arch)}
     if main:

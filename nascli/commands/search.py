@@ -166,11 +166,19 @@ class SearchSession:
 def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
     session_run = RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
-    done = session_run.finished_result()
-    if done is not None:
-        console.print(f"[bold]finished run[/] {session_run.path} (not redone; delete result.json to rerun)")
-        emit_result(done)
-        return done
-    result = SearchSession(cfg).execute()
+    from nascli.errors import DivergedError
+    with session_run.lock():  # one process per run directory (RunLockedError names the holder)
+        done = session_run.finished_result()
+        if done is not None:
+            console.print(f"[bold]finished run[/] {session_run.path} (not redone; delete result.json to rerun)")
+            emit_result(done)
+            return done
+        try:
+            result = SearchSession(cfg).execute()
+        except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
+            emit_result(session_run.record_divergence(exc, {
+                "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
+                "method": str(cfg.method.name), "seed": int(cfg.seed)}))
+            raise
     emit_result(result)
     return result
