@@ -22,7 +22,7 @@ SEARCH_FORMAT = "nascli.search/2"  # SearchEngine.state_dict (+ the session's el
 TRAIN_FORMAT = "nascli.train/2"  # train_network's resumable state
 FORMATS = (SEARCH_FORMAT, TRAIN_FORMAT)
 
-_GLOBAL = re.compile(r"unsupported GLOBAL (\S+)")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _ADVICE = "move it away to restart this run from scratch"
 
 
