@@ -7,6 +7,7 @@ import hashlib
 import random
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from nascli.bench import nb201_table as nb
@@ -82,5 +83,11 @@ def test_sample_archs_uniform_and_reproducible():
     assert all(nb.lookup(x, "cifar10") is not None for x in a)
     distinct = nb.sample_archs(100, random.Random(0), replace=False)
     assert len(set(distinct)) == 100
-    np = pytest.importorskip("numpy")
-    assert len(nb.sample_archs(7, np.random.default_rng(0))) == 7
+    everything = nb.sample_archs(15625, random.Random(1), replace=False)  # without replacement: a permutation
+    assert sorted(everything) == sorted(load_nb201_table().arch_strings())
+    with pytest.raises(ValueError, match="cannot draw 15626 archs from 15625"):
+        nb.sample_archs(15626, random.Random(1), replace=False)
+    # draws are over the archs in NB201 index order: a seeded rng pins the archs
+    assert [nb.record(x)["index"] for x in a[:5]] == [3898, 9709, 8916, 2136, 6061]
+    from_numpy = nb.sample_archs(7, np.random.default_rng(0))  # a numpy Generator works too
+    assert [nb.record(x)["index"] for x in from_numpy] == [13291, 9952, 7986, 4215, 4809, 640, 1175]

@@ -17,14 +17,18 @@ def _uniform(op: str) -> DartsArch:
     return DartsArch(cell, (2, 3, 4, 5), cell, (2, 3, 4, 5))
 
 
-def test_files_ship_with_the_package():
+def test_files_ship_with_the_package(tmp_path, monkeypatch):
     pkg = Path(nascli.__file__).resolve().parent
     data = pkg / "spaces" / "darts" / "data" / "nb301"
     for name in ("model_v2.onnx", "encoding_v2.json", "config_space_v2.json", "LICENSE-2.0.txt",
                  "PROVENANCE.md"):
         assert (data / name).is_file(), name
-    src = Path(nb301.__file__).read_text()
-    assert "shared" not in src  # never reads the project's shared folder
+    # the surrogate's files are read from the package, whatever the working directory
+    for name in (nb301.MODEL_FILE, nb301.ENCODING_FILE):
+        assert Path(str(nb301._data_file(name))).resolve() == data / name
+    monkeypatch.chdir(tmp_path)
+    nb301._encoding.cache_clear()
+    assert nb301.nb301_encode(_uniform("skip_connect"))[:2] == [7, 7]
 
 
 def test_encoding_of_darts_v2():
@@ -68,7 +72,6 @@ def test_predictions_with_onnxruntime():
     pytest.importorskip("onnxruntime")
     v2 = nb301.predict_nb301(get_published("darts_v2"))
     assert v2 is not None and v2["epoch"] == 98 and v2["surrogate"] == "yahpo_v2/nb301"
-    assert 90.0 < v2["val_accuracy"] < 96.0
     # the sanity values that came with the surrogate files (PROVENANCE.md), epoch 98
     assert v2["val_accuracy"] == pytest.approx(92.91, abs=0.01)
     skip = nb301.predict_nb301(_uniform("skip_connect"))["val_accuracy"]

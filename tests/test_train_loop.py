@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nascli import data
 from nascli.errors import CheckpointError, NasError
 from nascli.train import (
     Protocol,
@@ -248,7 +249,6 @@ def test_finished_state_returns_without_training():
 
 def test_resume_with_the_real_batch_stream():
     """Same resume check through the default data hooks (nascli.data.BatchStream, iterate_eval)."""
-    data = pytest.importorskip("nascli.data")
     info = data.DatasetInfo(name="tiny", num_classes=4, channels=3, image_size=8, mean=(0.5,) * 3, std=(0.25,) * 3,
                             crop_padding=1)
     g = torch.Generator().manual_seed(0)
