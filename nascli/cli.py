@@ -123,8 +123,19 @@ def _task(command: str):
         from rich.markup import escape
 
         from nascli.commands.common import console
+        from nascli.config import validate_config
+        from nascli.config.checks import write_problem
         try:
+            validate_config(command, cfg)  # the schema, before anything is written
             return fn(cfg)
+        except OSError as exc:  # a full disk or a folder that turned read-only: one line, no traceback
+            problem = write_problem(exc)
+            if problem is None:
+                raise
+            console.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                return None
+            sys.exit(NasError.exit_code)
         except NasError as exc:
             console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -142,12 +153,18 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = args[0], args[1:]
     if rest and (command, rest[0]) in ALIASES:
         rest = ALIASES[(command, rest[0])] + rest[1:]
+    if command.startswith("-"):  # `nas --cfg job search`: a flag before the command
+        from nascli.config.preflight import misplaced_flag_message
+        print(f"error: {misplaced_flag_message(args, list(COMMANDS))}", file=sys.stderr)
+        sys.exit(2)
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     try:
         check_world_size(command)
         rest = prepare_overrides(rest)
+        from nascli.config import preflight  # flags, keys, sweeps and the schema, before Hydra runs
+        rest = preflight(command, rest)
     except NasError as exc:
         if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
             print(f"error: {exc}", file=sys.stderr)

@@ -178,22 +178,27 @@ def test_cifar10_root_inside_release_folder(tmp_path):
     assert len(train) == 40
 
 
-def test_cifar10_tarball_is_extracted(tmp_path):
+def test_cifar10_tarball_is_extracted(tmp_path, monkeypatch):
     src = tmp_path / "src"
     ref = write_cifar10(src / "cifar-10-batches-py")
     root = tmp_path / "root"
     root.mkdir()
     make_tar(root / "cifar-10-python.tar.gz", src, "cifar-10-batches-py")
+    # local archives are md5-checked before extraction: this test archive stands in for the official one
+    monkeypatch.setattr(cifar.Cifar10, "layout", dataclasses.replace(
+        cifar.Cifar10.layout, md5=md5_of(root / "cifar-10-python.tar.gz")))
     train, test, _ = D.eval_splits(cfg("cifar10", root=str(root)))
     assert (root / "cifar-10-batches-py" / "data_batch_3").is_file()
     assert torch.equal(train.images.reshape(40, -1), torch.from_numpy(ref["train_data"]))
     assert len(test) == 10
 
 
-def test_cifar100_tarball_and_fine_labels(tmp_path):
+def test_cifar100_tarball_and_fine_labels(tmp_path, monkeypatch):
     src = tmp_path / "src"
     ref = write_cifar100(src / "cifar-100-python")
     make_tar(tmp_path / "cifar-100-python.tar.gz", src, "cifar-100-python")
+    monkeypatch.setattr(cifar.Cifar100, "layout", dataclasses.replace(
+        cifar.Cifar100.layout, md5=md5_of(tmp_path / "cifar-100-python.tar.gz")))
     train, test, info = D.eval_splits(cfg("cifar100", root=str(tmp_path)))
     assert train.images.shape == (20, 3, 32, 32) and len(test) == 20
     assert train.labels.tolist() == ref["train"][1] and test.labels.tolist() == ref["test"][1]

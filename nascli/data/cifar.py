@@ -18,6 +18,7 @@ from nascli.data.download import (
     is_writable_dir,
     missing_data_error,
     search_dirs,
+    verify_archive,
 )
 from nascli.data.pickles import load_dict_pickle
 from nascli.data.splits import xvalid_half
@@ -35,7 +36,8 @@ class CifarLayout:
     archive: str
     url: str
     # md5 of the archive, as listed on https://www.cs.toronto.edu/~kriz/cifar.html and in
-    # torchvision.datasets.CIFAR10/CIFAR100.tgz_md5; checked on download only.
+    # torchvision.datasets.CIFAR10/CIFAR100.tgz_md5; checked on download and before a local
+    # archive is extracted.
     md5: str
 
     def members(self) -> list[str]:
@@ -98,6 +100,8 @@ class _Cifar(DatasetReader):
         target = dest / self.layout.folder
         files = (*self.layout.train_files, self.layout.test_file)
         if not all((target / f).is_file() for f in files):
+            verify_archive(archive, self.layout.md5,
+                           fix=f"delete it to download again, or put the extracted {self.layout.folder} in dataset.root")
             extract_members(archive, dest, self.layout.members())
         return target
 

@@ -66,15 +66,37 @@ def download(urls: Sequence[str], dest: Path, md5: str | None, timeout: float = 
     raise DownloadFailed("; ".join(reasons))
 
 
+def verify_archive(archive: Path, md5: str | None, *, fix: str = "") -> None:
+    """Refuse a local tar(.gz) that is not a tar archive or whose md5 differs from ``md5``, before any
+    member is extracted (a truncated download, a renamed file, another release). One line, naming
+    the file, what it is and what is expected; ``fix`` adds how to put it right."""
+    tail = f"; {fix}" if fix else ""
+    try:
+        is_tar = tarfile.is_tarfile(archive)
+    except OSError as exc:
+        raise DataMissingError(f"{archive} cannot be read ({_one_line(exc)}){tail}") from None
+    if not is_tar:
+        raise DataMissingError(f"{archive} is not a tar archive; expected the official release"
+                               f"{f' (md5 {md5})' if md5 else ''}{tail}")
+    if md5 is not None:
+        found = md5_of(archive)
+        if found != md5:
+            raise DataMissingError(f"{archive} has md5 {found}, expected {md5} (the official release){tail}")
+
+
 def extract_members(archive: Path, dest: Path, members: Iterable[str]) -> None:
     """Extract exactly ``members`` (regular files, relative names) of a tar(.gz) into ``dest``."""
     wanted = set(members)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:*") as tar:
+    try:
+        tar = tarfile.open(archive, "r:*")
         found = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataMissingError(f"{archive} is not a readable tar archive ({_one_line(exc)})") from None
+    with tar:
         missing = sorted(wanted - found.keys())
         if missing:
             raise DataMissingError(f"{archive} lacks {', '.join(missing)}")
+        dest.mkdir(parents=True, exist_ok=True)
         for name in sorted(wanted):
             target = dest / name
             if not target.resolve().is_relative_to(dest.resolve()):

@@ -5,6 +5,7 @@ import gzip
 import math
 import os
 import struct
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +25,14 @@ def read_idx(path: str | os.PathLike) -> tuple[int, np.ndarray]:
     """(magic number, uint8 array) of an IDX file, gzip-compressed or raw (detected by content)."""
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt: checked before any parsing
+            raise DataMissingError(f"{path}: broken gzip file ({' '.join(str(exc).split())}); "
+                                   "expected a complete gzip-compressed IDX file") from None
+    elif str(path).endswith(".gz"):
+        raise DataMissingError(f"{path} is not a gzip file (it starts with {raw[:4].hex() or 'nothing'}); "
+                               "expected a gzip-compressed IDX file")
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise DataMissingError(f"{path}: not an IDX file (bad magic {raw[:4].hex()})")
     dtype_code, ndim = raw[2], raw[3]

@@ -3,6 +3,7 @@ first 120 classes, as used by NAS-Bench-201 (AutoDL xautodl/datasets/Downsampled
 from __future__ import annotations
 
 import os
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,6 +68,12 @@ class ImageNet16(DatasetReader):
             if all((d / f).is_file() for f in (*TRAIN_FILES, VAL_FILE)):
                 return d
         note = "no public download: get Imagenet16_train.zip / Imagenet16_val.zip from image-net.org and unzip"
+        for d in dirs:
+            for archive in sorted(d.glob("Imagenet16_*.zip")) if d.is_dir() else []:
+                if not zipfile.is_zipfile(archive):
+                    raise DataMissingError(f"{archive} is not a zip archive; expected the official "
+                                           "Imagenet16_train.zip / Imagenet16_val.zip from image-net.org")
+                note = f"found {archive}: unzip it into {d} (its files must sit directly in the folder)"
         raise missing_data_error(self.name, [*TRAIN_FILES, VAL_FILE], dirs, note)
 
     def _load(self, files: tuple[str, ...]) -> ImageSplit:

@@ -34,8 +34,17 @@ class NB201Space(SearchSpace):
         return parse_nb201(text)
 
     def arch_from_json(self, data: dict[str, Any]) -> NB201Arch:
+        """``{"space": "nb201", "arch": "<NB201 string>", ...}`` (other keys ignored); one-line BadArchError
+        for any other shape."""
+        if not isinstance(data, dict):
+            raise BadArchError(f"NB201 arch JSON must be an object with \"space\": \"nb201\" and \"arch\", "
+                               f"got a {type(data).__name__}")
         if data.get("space") != "nb201" or "arch" not in data:
-            raise BadArchError(f"not an NB201 arch.json (space={data.get('space')!r})")
+            raise BadArchError(f"not an NB201 arch.json (space={data.get('space')!r}); expected \"space\": \"nb201\" "
+                               "and \"arch\": an NB201 string")
+        if not isinstance(data["arch"], str):
+            raise BadArchError(f"NB201 arch.json \"arch\" is {data['arch']!r}; expected an NB201 string like "
+                               "'|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|...~0|...~1|...~2|'")
         return parse_nb201(data["arch"])
 
     def random_arch(self, rng: random.Random) -> NB201Arch:

@@ -1,0 +1,121 @@
+"""Check a composed config against its command's :class:`~nascli.config.schema.Schema`.
+
+Order: unknown keys in closed sections (nearest valid key named), then each value rule (on the
+resolved value), then the outside checks. The first problem is raised as one line naming the key,
+the bad value and what is allowed; nothing has been written at that point.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from nascli.config.checks import CHECKS
+from nascli.config.schema import SCHEMAS, Schema
+from nascli.errors import NasError
+
+_ABSENT = object()
+
+
+class ConfigError(NasError):
+    """A config value or key that the schema does not allow."""
+
+
+def show(value: Any) -> str:
+    """A value as the user would type it after ``key=`` (strings quoted, so 'abc' reads as text)."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def nearest(word: str, candidates: list[str]) -> str | None:
+    """The candidate closest to ``word`` (difflib), or None when none is close."""
+    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_key_message(key: str, candidates: list[str], command: str) -> str:
+    """``unknown key 'search.epochz' for nas search; did you mean search.epochs?`` (one line)."""
+    parent, _, leaf = key.rpartition(".")
+    prefix = f"{parent}." if parent else ""
+    near = nearest(leaf, [c.rpartition(".")[2] for c in candidates if c.startswith(prefix)])
+    if near is None:
+        near_full = nearest(key, candidates)
+        near = near_full[len(prefix):] if near_full and near_full.startswith(prefix) else None
+        if near is None and near_full:
+            return f"unknown key {key!r} for nas {command}; did you mean {near_full}?"
+    if near is not None:
+        return f"unknown key {key!r} for nas {command}; did you mean {prefix}{near}?"
+    siblings = sorted({c[len(prefix):].split(".")[0] for c in candidates if c.startswith(prefix)})
+    where = f" under {parent}" if parent else ""
+    return f"unknown key {key!r} for nas {command}; valid keys{where}: {', '.join(siblings)}"
+
+
+def config_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of ``cfg`` (mappings and leaves), without resolving values."""
+    out = []
+    for key in cfg.keys():
+        full = f"{prefix}{key}"
+        out.append(full)
+        node = cfg._get_node(key)  # noqa: SLF001 - the raw node, so interpolations stay unresolved
+        if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():  # noqa: SLF001
+            out.extend(config_keys(node, f"{full}."))
+    return out
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    except OmegaConfBaseException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{key} cannot be resolved ({first})") from None
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_keys(schema: Schema, cfg: DictConfig) -> None:
+    """Refuse keys that a closed section does not name."""
+    all_keys = [k for k in schema.rules] + list(schema.open)
+    for section in schema.closed:
+        node = cfg if not section else OmegaConf.select(cfg, section, default=None)
+        if not isinstance(node, DictConfig):
+            continue
+        known = set(schema.known_keys(section))
+        for key in node.keys():
+            if str(key) not in known:
+                full = f"{section}.{key}" if section else str(key)
+                raise ConfigError(unknown_key_message(full, all_keys, schema.command))
+
+
+def check_values(schema: Schema, cfg: DictConfig) -> None:
+    """Every rule of the schema on the value the config holds (keys absent from it are skipped)."""
+    for key, rule in schema.rules.items():
+        value = _select(cfg, key)
+        if value is _ABSENT or rule.accepts(value):
+            continue
+        hint = rule.hint(key, value)
+        if hint:
+            raise ConfigError(f"{key}={show(value)} {hint}")
+        raise ConfigError(f"{key}={show(value)} is not allowed; expected {rule.allowed()}")
+
+
+def validate_config(command: str, cfg: DictConfig, *, outside: bool = True) -> None:
+    """Raise a one-line :class:`ConfigError` (or the check's own NasError) on the first problem.
+
+    ``outside=False`` skips the checks that touch the file system (used while only composing).
+    """
+    schema = SCHEMAS.get(command)
+    if schema is None:
+        return
+    check_keys(schema, cfg)
+    check_values(schema, cfg)
+    if outside:
+        for name in schema.checks:
+            CHECKS[name](cfg)
