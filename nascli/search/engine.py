@@ -87,7 +87,7 @@ class SearchEngine:
         """Raise :class:`DivergedError` if a watched loss of this epoch or any weight is not finite."""
         self.watch.check()
         if not all_finite(self.net.parameters()):
-            raise DivergedError(self.epoch, self.step - 1, "the weights")
+            raise DivergedError(self.epoch, max(self.step - 1, 0), "a weight")
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
