@@ -22,8 +22,11 @@ from nascli.bench.nb201_table import load_nb201_table, space_stats
 from nascli.bench.report import build_report, render_csv, render_markdown, report_digest
 from nascli.bench.stats import mean_std, relative_improvement, summarize
 from nascli.bench.study import discover_runs, sample_baseline
-from nascli.commands.benchmark import benchmark, gpu_slots, group_overrides, hydra_value
+from nascli.bench.compose import group_overrides
+from nascli.bench.slots import gpu_slots
+from nascli.commands.benchmark import benchmark
 from nascli.errors import NasError
+from nascli.overrides import hydra_value
 from nascli.paths import CONF_DIR
 from nascli.spaces import get_space
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS
