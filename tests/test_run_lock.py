@@ -89,7 +89,8 @@ def test_search_and_derive_refuse_a_run_directory_in_use(tmp_path):
 
 
 def test_two_identical_searches_started_together_one_refuses(tmp_path):
-    args = [sys.executable, "-m", "nascli", "search", *TINY_SEARCH, "search.epochs=2", f"out_root={tmp_path}"]
+    args = [sys.executable, "-m", "nascli", "search", *TINY_SEARCH, "search.epochs=6", "dataset.num_train=512",
+            f"out_root={tmp_path}"]  # seconds of work: the second process starts long before the first ends
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(2)]
