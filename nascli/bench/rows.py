@@ -15,7 +15,6 @@ from nascli.bench.jobs import Outcome
 from nascli.bench.plan import Plan
 from nascli.bench.study import SearchRun, read_json, search_figures
 from nascli.bench.truth import GroundTruth
-from nascli.commands.common import console
 
 def table_accuracy(table: GroundTruth, arch: str, dataset: str) -> dict[str, Any]:
     """Row fields of an arch looked up in the table (failed when the table lacks it)."""
@@ -34,15 +33,17 @@ def trained_accuracy(out: Outcome | None, key: str | None) -> dict[str, Any]:
     return {"status": out.status, "error": out.error, "log": f"jobs/{key}.log" if key else None}
 
 
-def follow_actual_run_dirs(plan: Plan, graph: Graph, outcomes: dict[str, Outcome]) -> None:
-    """Read each search from where it says it ran (normally the directory computed before it ran)."""
+def follow_actual_run_dirs(plan: Plan, graph: Graph, outcomes: dict[str, Outcome]) -> list[str]:
+    """Read each search from where it says it ran (normally the directory computed before it ran);
+    returns a note for each run that moved."""
+    notes = []
     for run in plan.runs:
         out = outcomes.get(graph.search_job.get((run.label, run.seed), ""))
         actual = out.result.get("run_dir") if out and out.ok and out.result else None
         if actual and Path(actual) != run.run_dir:
-            console.print(f"[yellow]note:[/] {run.label} seed={run.seed} ran in {actual}, "
-                          f"not the expected {run.run_dir}")
+            notes.append(f"{run.label} seed={run.seed} ran in {actual}, not the expected {run.run_dir}")
             run.run_dir = Path(actual)
+    return notes
 
 
 def _search_state(run: SearchRun, graph: Graph,

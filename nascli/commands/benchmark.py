@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+from rich.markup import escape
 
 from nascli.bench import published
 from nascli.bench.baseline import write_baseline
@@ -87,7 +88,8 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     with StudyProgress(console, title, graph.jobs, int(cfg.jobs), enabled=bool(cfg.get("progress", True))) as progress:
         outcomes = run_jobs(graph.jobs, parallel=int(cfg.jobs), log_dir=bdir / "jobs", reuse=ledger.reuse,
                             on_done=ledger.record, observer=progress, slot_env=gpu_slots(cfg))
-    follow_actual_run_dirs(plan, graph, outcomes)
+    for note in follow_actual_run_dirs(plan, graph, outcomes):
+        console.print(f"[yellow]note:[/] {escape(note)}")
     rows = build_rows(plan, graph, outcomes, table)
     base_rows = build_baseline_rows(plan, archs, graph, outcomes, table)
     study = describe_study(cfg, plan, study_id, table)
