@@ -15,6 +15,7 @@ session, then runs ``--warmup`` optimizer steps and ``--steps`` timed steps of t
     python scripts/bench_memory.py                       # NB201, C=16, N=5, batch 64, 32x32, CPU
     python scripts/bench_memory.py --space darts --C 16 --layers 8 --batch 64
     python scripts/bench_memory.py --json out.json --methods darts gdas rome daas
+    python scripts/bench_memory.py --quick               # smoke test in seconds: smallest sizes, 1+1 steps
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ import tempfile
 import time
 
 DEFAULT_METHODS = ("darts", "gdas", "rome", "daas")
+# --quick: the smallest configuration (a smoke test that the script still runs, not a measurement)
+QUICK = {"C": 4, "N": 1, "layers": 3, "batch": 4, "image": 8, "warmup": 1, "steps": 1}
 
 
 def _rss_bytes() -> int:
@@ -87,7 +90,7 @@ def child(args: argparse.Namespace) -> dict:
             "device": str(device), "batch": args.batch, "image": args.image, "C": args.C,
             "N" if args.space == "nb201" else "layers": args.N if args.space == "nb201" else args.layers,
             "peak_mb": round(peak / 2**20, 1), "images_per_s": round(args.batch * args.steps / seconds, 2),
-            "step_s": round(seconds / args.steps, 4)}
+            "step_s": round(seconds / args.steps, 4), "quick": args.quick}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,9 +108,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every method")
     p.add_argument("--json", help="also write the rows to this file")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (overrides those options)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--out-root", dest="out_root", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

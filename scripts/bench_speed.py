@@ -17,7 +17,8 @@ median of ``--repeats`` runs after one warm-up run:
 ``--threads`` (default 2) CPU threads, like the 2-core machine of the official figures.
 
     python scripts/bench_speed.py                      # full table (slow on CPU: run it once)
-    python scripts/bench_speed.py --quick              # 1 repeat, smoke test
+    python scripts/bench_speed.py --quick              # smoke test in seconds: nb201 only, tiny sizes, 1 repeat
+    python scripts/bench_speed.py --quick --only darts_2nd pc_darts   # the same tiny sizes for other configs
     python scripts/bench_speed.py --only darts --json out.json
     python scripts/bench_speed.py --ablation           # what each idea of impl=fast buys (DARTS space)
     python scripts/bench_speed.py --only nb201 --impl reference reference+channels_last
@@ -68,6 +69,10 @@ CONFIGS = {
     "pc_darts": Config("pc_darts", "darts", {"C": 16, "layers": 8}, 64, mixer="pc", partial_channels=4,
                        official={"step_img_s": 4.7, "fwd_bwd_s": 6.69, "peak_rss_gb": 3.3}),
 }
+# --quick: the smallest configuration of each space (a smoke test that the script still runs, not a
+# measurement: no comparison with the official figures is made for it).
+QUICK_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
+QUICK_BATCH, QUICK_IMAGE = 2, 8
 IMPLS = ("fast", "reference")
 # An implementation name may carry modifiers, "<impl>+<modifier>+...": channels_last (model and inputs in
 # NHWC, what impl=fast does internally), plain_depthwise (impl=fast with oneDNN's own depthwise backward),
@@ -122,18 +127,20 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     cfg = CONFIGS[args.worker]
+    sizes = QUICK_SIZES[cfg.space] if args.quick else cfg.sizes
+    batch_size, image = (QUICK_BATCH, QUICK_IMAGE) if args.quick else (cfg.batch, 32)
     device = resolve_device(args.device)
     space = get_space(cfg.space)
     mixer = _pc_mixer() if cfg.mixer == "pc" else cfg.mixer
     torch.manual_seed(0)
     net = space.build_supernet(MIXERS.get(mixer)(space), 10, 3, SupernetOptions(partial_channels=cfg.partial_channels),
-                               impl=impl, **cfg.sizes)
+                               impl=impl, **sizes)
     net = to_device(net, device)
     g = torch.Generator().manual_seed(1)
 
     def batch():
-        x = torch.randn(cfg.batch, 3, 32, 32, generator=g)
-        return prepare_input(x.to(device), device), torch.randint(0, 10, (cfg.batch,), generator=g).to(device)
+        x = torch.randn(batch_size, 3, image, image, generator=g)
+        return prepare_input(x.to(device), device), torch.randint(0, 10, (batch_size,), generator=g).to(device)
 
     net, (train_batch, arch_batch) = _apply_modifiers(modifiers, net, [batch(), batch()])
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "space" / f"{cfg.space}.yaml").search_defaults)
@@ -173,7 +180,8 @@ def worker(args: argparse.Namespace) -> dict:
     if cfg.second_order:
         opt.weight_step(train_batch)  # a momentum buffer for the unrolled w' (not timed)
     out: dict = {"config": cfg.name, "impl": args.variant, "threads": args.threads, "device": str(device),
-                 "batch": cfg.batch, "mixer": mixer, "load_before": os.getloadavg()[0]}
+                 "batch": batch_size, "image": image, "sizes": sizes, "quick": args.quick, "mixer": mixer,
+                 "load_before": os.getloadavg()[0]}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for name, fn in jobs.items():
@@ -183,7 +191,7 @@ def worker(args: argparse.Namespace) -> dict:
         out[name.replace("_s", "_runs")] = [round(r[0], 3) for r in runs]
         out[name.replace("_s", "_cpu_s")] = statistics.median(r[1] for r in runs)
     if "step_s" in out:
-        out["step_img_s"] = cfg.batch / out["step_s"]
+        out["step_img_s"] = batch_size / out["step_s"]
     out["load_after"] = os.getloadavg()[0]
     if device.type == "cuda":
         out["peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
@@ -196,6 +204,8 @@ def worker(args: argparse.Namespace) -> dict:
 def measure(name: str, impl: str, args: argparse.Namespace, ablation: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--variant", impl, "--threads", str(args.threads),
            "--repeats", str(args.repeats), "--device", args.device]
+    if args.quick:
+        cmd.append("--quick")
     if args.tune_malloc:
         cmd.append("--tune-malloc")
     if ablation:
@@ -208,7 +218,10 @@ def measure(name: str, impl: str, args: argparse.Namespace, ablation: bool = Fal
 
 
 def ratios(row: dict) -> dict:
-    """ours / official for throughput, official / ours for times, ours / official for memory."""
+    """ours / official for throughput, official / ours for times, ours / official for memory (none for
+    --quick rows: they are not measured at the official sizes)."""
+    if row.get("quick"):
+        return {}
     off = CONFIGS[row["config"]].official
     out = {}
     if "step_img_s" in row and "step_img_s" in off:
@@ -259,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="configurations to run (default: all)")
     p.add_argument("--impl", nargs="*", default=list(IMPLS), help="implementations (default: fast reference)")
-    p.add_argument("--quick", action="store_true", help="1 repeat (smoke test)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test in seconds: tiny sizes (C=4), batch 2, 8x8 inputs, 1 repeat, nb201 unless --only")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -271,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.repeats = 1
+        args.only = args.only or ["nb201"]
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"rows": rows, "official": {k: c.official for k, c in CONFIGS.items()},
                                          "ratios": [dict(config=r["config"], impl=r["impl"], **ratios(r))
                                                     for r in rows if "error" not in r]}, indent=2))
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+"""The benchmark scripts keep running: each one's ``--quick`` mode (the smallest configuration, seconds)
+end to end, checking the rows it reports (fields, configuration, exit status), never the timings."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"), timeout=600)
+    assert proc.returncode == 0, f"{name} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    return proc
+
+
+SPEED_FIELDS = {"config", "impl", "threads", "device", "batch", "image", "sizes", "quick", "mixer", "load_before",
+                "load_after", "peak_rss_gb", "wall_s"}
+TIMED = {"fwd_bwd": ("fwd_bwd_s", "fwd_bwd_runs", "fwd_bwd_cpu_s"),
+         "step": ("step_s", "step_runs", "step_cpu_s", "step_img_s"),
+         "alpha2": ("alpha2_s", "alpha2_runs", "alpha2_cpu_s")}
+
+
+def _speed_rows(tmp_path: Path, *args: str) -> tuple[list[dict], dict, str]:
+    out = tmp_path / "speed.json"
+    proc = run_script("bench_speed.py", "--quick", "--threads", "1", "--device", "cpu", "--json", str(out), *args,
+                      cwd=tmp_path)
+    data = json.loads(out.read_text())
+    return data["rows"], data, proc.stdout
+
+
+def test_bench_speed_quick_runs_the_smallest_nb201_configuration(tmp_path):
+    rows, data, stdout = _speed_rows(tmp_path)
+    assert [(r["config"], r["impl"]) for r in rows] == [("nb201", "fast"), ("nb201", "reference")]
+    for r in rows:
+        assert set(r) == SPEED_FIELDS | set(TIMED["fwd_bwd"]) | set(TIMED["step"]), r
+        assert (r["device"], r["threads"], r["batch"], r["image"], r["mixer"]) == ("cpu", 1, 2, 8, "softmax")
+        assert r["sizes"] == {"C": 4, "N": 1} and r["quick"] is True
+        assert len(r["fwd_bwd_runs"]) == len(r["step_runs"]) == 1  # one repeat
+    # tiny sizes are not compared with the official full-size figures
+    assert data["ratios"] == [{"config": "nb201", "impl": "fast"}, {"config": "nb201", "impl": "reference"}]
+    assert set(data["official"]) == {"nb201", "darts", "darts_2nd", "pc_darts"}
+    table = stdout.splitlines()
+    assert table[0].startswith("| config | impl | fwd+bwd s | step img/s |")
+    assert [line.split(" | ")[:2] for line in table[2:4]] == [["| nb201", "fast"], ["| nb201", "reference"]]
+    assert "official code (2-core machine, from the issue):" in stdout
+
+
+@pytest.mark.slow  # three DARTS-space configurations and the five ablation variants: about a minute
+def test_bench_speed_quick_darts_configurations_and_ablation(tmp_path):
+    rows, _, _ = _speed_rows(tmp_path, "--only", "darts", "darts_2nd", "pc_darts", "--impl", "fast")
+    assert [r["config"] for r in rows] == ["darts", "darts_2nd", "pc_darts"]
+    assert [r["mixer"] for r in rows] == ["softmax", "softmax", "pc_softmax"]
+    assert all(r["sizes"] == {"C": 4, "layers": 3} for r in rows)
+    assert set(TIMED["alpha2"]) <= set(rows[1]) and "step_s" not in rows[1]  # second order: the alpha step only
+    assert set(TIMED["step"]) <= set(rows[2]) and "alpha2_s" not in rows[2]
+    ablation, _, _ = _speed_rows(tmp_path, "--ablation")
+    assert [r["impl"] for r in ablation] == ["reference", "reference+channels_last", "fast+plain_depthwise", "fast",
+                                             "fast+malloc"]
+    assert all(r["config"] == "darts" and "fwd_bwd_s" in r and "step_s" not in r for r in ablation)
+
+
+MEMORY_FIELDS = {"method", "optimizer", "space", "device", "batch", "image", "C", "peak_mb", "images_per_s", "step_s",
+                 "quick", "ratio_to_darts"}
+
+
+def _memory_rows(tmp_path: Path, *args: str) -> tuple[list[dict], str]:
+    out = tmp_path / "memory.json"
+    proc = run_script("bench_memory.py", "--quick", "--device", "cpu", "--json", str(out), *args, cwd=tmp_path)
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_bench_memory_quick_reports_every_default_method(tmp_path):
+    rows, stdout = _memory_rows(tmp_path)
+    assert [(r["method"], r["optimizer"]) for r in rows] == [("darts", "bilevel"), ("gdas", "bilevel"),
+                                                             ("rome", "multipath"), ("daas", "bilevel")]
+    for r in rows:
+        assert set(r) == MEMORY_FIELDS | {"N"}, r
+        assert (r["space"], r["device"], r["batch"], r["image"], r["C"], r["N"], r["quick"]) == \
+            ("nb201", "cpu", 4, 8, 4, 1, True)
+    assert rows[0]["ratio_to_darts"] == 1.0
+    assert all(r["ratio_to_darts"] == round(r["peak_mb"] / rows[0]["peak_mb"], 3) for r in rows)
+    lines = stdout.splitlines()
+    assert lines[0].split() == ["method", "optimizer", "peak", "MB", "ratio", "img/s", "(cpu)"]
+    assert [line.split()[:2] for line in lines[1:]] == [["darts", "bilevel"], ["gdas", "bilevel"],
+                                                        ["rome", "multipath"], ["daas", "bilevel"]]
+
+
+@pytest.mark.slow  # the DARTS space, two methods
+def test_bench_memory_quick_on_the_darts_space(tmp_path):
+    rows, _ = _memory_rows(tmp_path, "--space", "darts", "--methods", "darts", "pc_darts")
+    assert [(r["method"], r["space"], r["layers"]) for r in rows] == [("darts", "darts", 3), ("pc_darts", "darts", 3)]
+    assert all(set(r) == MEMORY_FIELDS | {"layers"} for r in rows)
+
+
+def test_a_failing_method_makes_the_script_fail(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "bench_memory.py"), "--quick", "--device", "cpu",
+                           "--methods", "no_such_method"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 1
+    assert "no_such_method: failed:" in proc.stderr and "no_such_method" in proc.stdout.splitlines()[1]
