@@ -54,4 +54,4 @@ class DivergedError(NasError):
     def __init__(self, epoch: int, step: int, what: str = "the loss"):
         self.epoch, self.step, self.what = int(epoch), int(step), what
         super().__init__(f"diverged: {what} is not finite at epoch {self.epoch} step {self.step} (0-based); "
-                         "the last good checkpoint is kept; lower the learning rate or change the config")
+                         "the run stopped without checkpointing it; lower the learning rate or change the config")

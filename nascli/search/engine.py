@@ -5,7 +5,7 @@ optimizer's step, and checkpoints all of their states together with the data str
 
 Divergence: the optimizer's step statistics (device-side loss sums) are watched after every step
 (:class:`~nascli.divergence.NonFiniteWatch`: checked at once on the CPU, read only at checkpoint points
-and at the end of the epoch elsewhere), and the weights are checked before every checkpoint, so a
+and at the end of the epoch elsewhere), and the weights and buffers are checked before every checkpoint, so a
 non-finite loss raises :class:`~nascli.errors.DivergedError` (epoch, first bad step) before a bad
 state is ever handed to ``checkpoint()``.
 """
@@ -84,10 +84,12 @@ class SearchEngine:
         return {"epoch_time_s": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
 
     def check_finite(self) -> None:
-        """Raise :class:`DivergedError` if a watched loss of this epoch or any weight is not finite."""
+        """Raise :class:`DivergedError` if a watched loss of this epoch, a weight or a floating-point buffer
+        (BatchNorm running statistics) is not finite."""
         self.watch.check()
-        if not all_finite(self.net.parameters()):
-            raise DivergedError(self.epoch, max(self.step - 1, 0), "a weight")
+        state = [t for t in (*self.net.parameters(), *self.net.buffers()) if t.is_floating_point()]
+        if not all_finite(state):
+            raise DivergedError(self.epoch, max(self.step - 1, 0), "a weight or buffer")
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,8 @@ One epoch ``e`` (0-based) of :func:`train_network`:
 
 Divergence: a training loss that is not finite raises :class:`~nascli.errors.DivergedError` naming the
 epoch and the step (both 0-based) of the first bad step, before ``on_epoch_end`` sees that epoch, so
-the caller's last checkpoint stays the last good one. The loss is watched on the device
+the caller's last checkpoint stays the last good one (weights and buffers are checked too, once per
+epoch before the callback). The loss is watched on the device
 (:class:`~nascli.divergence.NonFiniteWatch`) and read at the end of the epoch; on the CPU in one
 process every step is checked at once.
 
@@ -41,7 +42,7 @@ from torch import nn
 
 from nascli import distributed
 from nascli.checkpoint import TRAIN_FORMAT
-from nascli.divergence import NonFiniteWatch
+from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
@@ -299,6 +300,8 @@ def train_network(
             "wall_s": time.perf_counter() - began,
             "peak_memory_bytes": peak_memory_bytes(device),
         }
+        if not all_finite([t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]):
+            raise DivergedError(epoch, steps - 1, "a weight or buffer")  # never hand a bad state to the callback
         if on_epoch_end is not None:
             on_epoch_end(epoch, dict(metrics), {
                 "format": STATE_FORMAT,
