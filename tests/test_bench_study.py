@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from helpers import compose_cfg
 from nascli.bench.derivations import finished_derivation
@@ -26,8 +27,11 @@ TINY = ["space.supernet.C=4", "space.supernet.N=1", "space.network.C=4", "space.
 GROUP_ARGS = ["space.supernet.C=4", "space.supernet.N=1", "space.network.C=4", "space.network.N=1",
               "dataset.image_size=8", "dataset.num_train=256", "dataset.num_test=64"]
 OSTR_FAST = "+derive_overrides.ostr=['selection.num_batches=1']"
-OSTR_CFG = {"name": "ostr", "num_batches": 1, "bn": "batch", "order": "sequential", "finetune_steps": 0,
-            "finetune_lr": 0.0025}
+
+
+def selection_cfg(*overrides: str) -> dict:
+    """The selection config `nas derive <overrides>` composes (name + options), as plain data."""
+    return dict(OmegaConf.to_container(compose_cfg("derive", list(overrides)).selection, resolve=True))
 
 
 # ------------------------------------------------------------------------------------- plan and graph
@@ -38,7 +42,9 @@ def test_plan_composes_each_search_as_nas_search_does_and_the_graph_orders_jobs_
     plan = make_plan(cfg)
     assert [(r.label, r.method, r.seed) for r in plan.runs] == [("darts", "darts", 0), ("darts", "darts", 1),
                                                                 ("fast", "darts", 0), ("fast", "darts", 1)]
-    assert plan.selection_cfgs == {"magnitude": {"name": "magnitude"}, "ostr": OSTR_CFG}
+    ostr = selection_cfg("selection=ostr", "selection.num_batches=1")
+    assert ostr["name"] == "ostr" and ostr["num_batches"] == 1
+    assert plan.selection_cfgs == {"magnitude": selection_cfg("selection=magnitude"), "ostr": ostr}
     argv = plan.search_argv[("fast", 1)]
     assert argv == ["search", "method=darts", "space=nb201", "dataset=synthetic", *GROUP_ARGS, "optimizer.lr=0.01",
                     "search.batch_size=16", "search.epochs=1", "seed=1", f"out_root={tmp_path}", "device=cpu",
@@ -46,7 +52,7 @@ def test_plan_composes_each_search_as_nas_search_does_and_the_graph_orders_jobs_
     for run in plan.runs:  # the directory `nas search <argv>` will use, computed independently
         scfg = compose_cfg("search", plan.search_argv[(run.label, run.seed)][1:])
         assert run.run_dir == RunDir.for_config(scfg, "search", "nb201-synthetic", "darts").path
-        assert run.run_dir.name == f"seed={run.seed}" and run.epochs == 1 and run.selection == {"name": "magnitude"}
+        assert run.run_dir.name == f"seed={run.seed}" and run.epochs == 1 and run.selection == OmegaConf.to_container(scfg.selection)
     assert plan.runs[0].run_dir.parent == plan.runs[1].run_dir.parent != plan.runs[2].run_dir.parent
 
     graph = build_jobs(cfg, plan, [(tmp_path / "sample_00.json", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")],
@@ -62,7 +68,7 @@ def test_plan_composes_each_search_as_nas_search_does_and_the_graph_orders_jobs_
     fast1 = plan.runs[3].run_dir
     assert jobs["derive-fast-seed1-ostr"].prepare({}).argv == ["derive", f"run={fast1}", "selection=ostr",
                                                               "selection.num_batches=1", "device=cpu", "num_threads=1"]
-    assert graph.derivations["derive-fast-seed1-ostr"].selection == OSTR_CFG
+    assert graph.derivations["derive-fast-seed1-ostr"].selection == ostr
     assert graph.search_dirs["search-fast-seed1"] == fast1
     derived = {"derive-fast-seed1-ostr": Outcome("ok", result={"arch_path": "/runs/x/seed=1/arch_ostr.json",
                                                                "arch": "ARCH"})}
@@ -85,15 +91,15 @@ def test_derive_overrides_for_an_unused_selection_fail_before_anything_runs(tmp_
 
 
 # ------------------------------------------------------------------------------------- derivation reuse rule
-def _finished_search(root: Path, epochs: int = 3) -> tuple[Path, str]:
-    """A finished search run directory holding an ostr derivation of its final supernet."""
+def _finished_search(root: Path, ostr: dict, epochs: int = 3) -> tuple[Path, str]:
+    """A finished search run directory holding an ostr derivation (options of ``ostr``) of its final supernet."""
     run = root / "search" / "nb201-synthetic" / "darts" / "abc" / "seed=0"
     run.mkdir(parents=True)
     (run / "checkpoint.pt").write_bytes(b"weights")
     (run / "result.json").write_text(json.dumps({"status": "ok", "run_dir": str(run), "epochs": epochs}))
     arch = get_space("nb201").random_arch(random.Random(1))
     data = {**arch.to_json(), "provenance": {"run": str(run), "selection": "ostr",
-                                             "options": {k: v for k, v in OSTR_CFG.items() if k != "name"},
+                                             "options": {k: v for k, v in ostr.items() if k != "name"},
                                              "epoch": epochs},
             "scores": {}, "benchmark": None}
     (run / "arch_ostr.json").write_text(json.dumps(data))
@@ -107,26 +113,27 @@ def _edit(path: Path, **provenance) -> None:
 
 
 def test_a_finished_derivation_stands_for_the_derive_job_only_when_it_matches(tmp_path):
-    run, arch = _finished_search(tmp_path)
+    ostr = selection_cfg("selection=ostr")
+    run, arch = _finished_search(tmp_path, ostr)
     space = get_space("nb201")
-    found = finished_derivation(run, OSTR_CFG, "nb201")
+    found = finished_derivation(run, ostr, "nb201")
     assert found == {"status": "ok", "command": "derive", "run_dir": str(run), "selection": "ostr",
                      "arch_path": str(run / "arch_ostr.json"), "arch": arch, "space": "nb201",
                      "skip_count": space.skip_count(space.parse_arch(arch)), "benchmark": None}
-    assert finished_derivation(run, {**OSTR_CFG, "num_batches": 4}, "nb201") is None       # other options
+    assert finished_derivation(run, {**ostr, "num_batches": ostr["num_batches"] + 1}, "nb201") is None  # options
     assert finished_derivation(run, {"name": "perturbation"}, "nb201") is None            # no such file
 
     _edit(run / "arch_ostr.json", epoch=2)   # derived from an earlier checkpoint than the final one
-    assert finished_derivation(run, OSTR_CFG, "nb201") is None
+    assert finished_derivation(run, ostr, "nb201") is None
     _edit(run / "arch_ostr.json", epoch=3)
-    assert finished_derivation(run, OSTR_CFG, "nb201") == found
+    assert finished_derivation(run, ostr, "nb201") == found
     stamp = (run / "arch_ostr.json").stat().st_mtime_ns
     os.utime(run / "checkpoint.pt", ns=(stamp + 10**9, stamp + 10**9))   # a checkpoint written after it
-    assert finished_derivation(run, OSTR_CFG, "nb201") is None
+    assert finished_derivation(run, ostr, "nb201") is None
     (run / "checkpoint.pt").unlink()                                    # none left: the file is all there is
-    assert finished_derivation(run, OSTR_CFG, "nb201") == found
+    assert finished_derivation(run, ostr, "nb201") == found
     (run / "result.json").write_text(json.dumps({"status": "diverged", "epochs": 3}))  # search not finished
-    assert finished_derivation(run, OSTR_CFG, "nb201") is None
+    assert finished_derivation(run, ostr, "nb201") is None
 
 
 # ------------------------------------------------------------------------------------- end to end (tiny)
