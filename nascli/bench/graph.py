@@ -67,7 +67,8 @@ def _search_job(graph: Graph, plan: Plan, run: SearchRun) -> str:
     return key
 
 
-def _arch_job(cfg: DictConfig, graph: Graph, plan: Plan, run: SearchRun, sel: str, search_key: str | None) -> str | None:
+def _arch_job(cfg: DictConfig, graph: Graph, plan: Plan, run: SearchRun, sel: str,
+              search_key: str | None) -> str | None:
     """The job whose result names the arch of (run, sel): the search itself, or a derive job."""
     if plan.selection_cfgs[sel] == run.selection:
         graph.arch_job[(run.label, run.seed, sel)] = None

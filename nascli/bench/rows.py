@@ -16,6 +16,7 @@ from nascli.bench.plan import Plan
 from nascli.bench.study import SearchRun, read_json, search_figures
 from nascli.bench.truth import GroundTruth
 
+
 def table_accuracy(table: GroundTruth, arch: str, dataset: str) -> dict[str, Any]:
     """Row fields of an arch looked up in the table (failed when the table lacks it)."""
     found = table.lookup(arch, dataset)
