@@ -3,7 +3,8 @@ report row's arch and accuracy come from.
 
 Per search run, seed-major in plan order (every method's seed 0 before any seed 1):
 
-* ``search-<label>-seed<N>`` (study mode only; an aggregation's runs are finished or left out);
+* ``search-<label>-seed<N>`` for a planned search (study mode); a search found on disk (aggregation)
+  takes part only when it finished;
 * per selection: the search's own ``arch.json`` when the selection config equals the search's, else
   ``derive-<label>-seed<N>-<selection>`` after the search;
 * per selection, when archs are trained: ``evaluate-<label>-seed<N>-<selection>`` after the arch's job,
@@ -110,12 +111,12 @@ def build_jobs(cfg: DictConfig, plan: Plan, baseline: list[tuple[Path, str]], tr
     order = sorted(plan.runs, key=lambda r: (plan.seeds.index(r.seed) if r.seed in plan.seeds else 0,
                                              plan.labels.index(r.label)))
     for run in order:
-        if plan.mode == "study":
+        if (run.label, run.seed) in plan.search_argv:   # a study's planned search
             search_key = _search_job(graph, plan, run)
-        elif run.status != "ok":
-            continue
-        else:
+        elif run.status == "ok":                        # a finished search found on disk
             search_key = None
+        else:
+            continue
         for sel in plan.selections:
             arch_key = _arch_job(cfg, graph, plan, run, sel, search_key)
             if train:
