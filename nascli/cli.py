@@ -129,7 +129,7 @@ def _task(command: str):
             validate_config(command, cfg)  # the schema, before anything is written
             return fn(cfg)
         except OSError as exc:  # a full disk or a folder that turned read-only: one line, no traceback
-            problem = write_problem(exc)
+            problem = write_problem(exc, cfg)
             if problem is None:
                 raise
             console.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)

@@ -119,10 +119,12 @@ def check_run_dir(cfg: DictConfig) -> None:
         raise NasError(f"run={run} cannot take the derived arch files: {problem}")
 
 
-def write_problem(exc: OSError) -> str | None:
-    """The one-line reason for an OSError raised while writing results, or None when it is not one."""
+def write_problem(exc: OSError, cfg: DictConfig) -> str | None:
+    """The one-line reason for an OSError raised while writing results (naming the folder the command
+    writes under: ``run=`` for derive, else ``out_root=``), or None when it is not a write problem."""
     reason = WRITE_ERRNOS.get(exc.errno or 0)
     if reason is None:
         return None
-    where = f" ({exc.filename})" if exc.filename else ""
-    return f"cannot write{where}: {reason}"
+    key = "run" if cfg.get("run") else "out_root"
+    file = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot write under {key}={cfg.get(key)}{file}: {reason}; allowed: a writable folder with free space"

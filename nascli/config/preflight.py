@@ -18,6 +18,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -57,9 +58,23 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
 # ---------------------------------------------------------------------------- config groups
-def all_groups() -> list[str]:
-    """Config group folders under ``conf/`` (without Hydra's own and ``_``-prefixed ones)."""
-    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra" and not p.name.startswith("_"))
+def all_groups(user_dirs: list[str] = ()) -> list[str]:
+    """Config group folders under ``conf/`` and the user's ``hydra.searchpath`` folders (without Hydra's
+    own and ``_``-prefixed ones)."""
+    folders = [CONF_DIR, *(Path(d) for d in user_dirs)]
+    return sorted({p.name for f in folders if f.is_dir() for p in f.iterdir()
+                   if p.is_dir() and p.name != "hydra" and not p.name.startswith("_")})
+
+
+def searchpath_dirs(overrides: list[Any]) -> list[str]:
+    """The ``file://`` folders of parsed ``hydra.searchpath=[...]`` overrides."""
+    dirs = []
+    for override in overrides:
+        value = override.value()
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.startswith("file://"):
+                dirs.append(item[len("file://"):])
+    return dirs
 
 
 def command_groups(command: str) -> list[str]:
@@ -243,7 +258,7 @@ def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]
     for override in parsed:
         key = override.key_or_group
         is_group = key in groups
-        if is_group and key not in own_groups and not override.is_delete():
+        if is_group and key not in own_groups and not (override.is_delete() or override.is_add()):
             raise NasError(f"{override.input_line} does not apply to nas {command}; its config groups: "
                            f"{', '.join(own_groups)}")
         if override.is_sweep_override():
@@ -290,11 +305,13 @@ def check_keys_exist(command: str, base: DictConfig, values: list[Any]) -> None:
             raise ConfigError(unknown_key_message(key, keys, command))
 
 
-def check_job(command: str, job: Job, compose: Callable[..., DictConfig], values: bool) -> None:
-    """Keys exist, the job composes, and (``values``) its config and every swept value pass the schema."""
-    base = _compose(compose, command, job.groups)
+def check_job(command: str, job: Job, compose: Callable[..., DictConfig], values: bool,
+              searchpath: list[str] = ()) -> None:
+    """Keys exist, the job composes, and (``values``) its config and every swept value pass the schema.
+    ``searchpath``: the user's ``hydra.searchpath`` overrides, given to every composition."""
+    base = _compose(compose, command, [*searchpath, *job.groups])
     check_keys_exist(command, base, _parse(job.values))
-    cfg = _compose(compose, command, job.groups + job.values)
+    cfg = _compose(compose, command, [*searchpath, *job.groups, *job.values])
     if not values:
         return
     validate_config(command, cfg)
@@ -309,15 +326,19 @@ def check_job(command: str, job: Job, compose: Callable[..., DictConfig], values
 def preflight(command: str, args: list[str]) -> list[str]:
     """Check ``nas <command> <args>`` (module docstring) and return the arguments to give Hydra."""
     args = normalise_presets(args)
-    groups = all_groups()
     with compose_api() as compose:
         base_keys: list[str] = []
+        searchpath: list[str] = []
 
         def keys() -> list[str]:
             if not base_keys:
-                base_keys.extend(config_keys(_compose(compose, command, [])))
+                base_keys.extend(config_keys(_compose(compose, command, searchpath)))
             return base_keys
 
+        candidates = [a for a in args if "=" in a and not a.startswith("-")]
+        user = [o for o in _parse(candidates) if o.key_or_group == "hydra.searchpath"]
+        searchpath.extend(o.input_line for o in user)
+        groups = all_groups(searchpath_dirs(user))
         line = split_command_line(command, args, keys, groups)
         parsed = [o for o in _parse(line.overrides) if not _is_hydra(o)]
         try:
@@ -325,5 +346,5 @@ def preflight(command: str, args: list[str]) -> list[str]:
         except _Skip:
             return args
         for job in jobs:
-            check_job(command, job, compose, values=not line.shows_only)
+            check_job(command, job, compose, values=not line.shows_only, searchpath=searchpath)
     return args

@@ -44,11 +44,11 @@ def unknown_key_message(key: str, candidates: list[str], command: str) -> str:
     """``unknown key 'search.epochz' for nas search; did you mean search.epochs?`` (one line)."""
     parent, _, leaf = key.rpartition(".")
     prefix = f"{parent}." if parent else ""
-    near = nearest(leaf, [c.rpartition(".")[2] for c in candidates if c.startswith(prefix)])
-    if near is None:
+    siblings_full = [c for c in candidates if c.startswith(prefix) and "." not in c[len(prefix):]]
+    near = nearest(leaf, [c[len(prefix):] for c in siblings_full])
+    if near is None and not siblings_full:  # the section itself is misspelled (serch.epochs)
         near_full = nearest(key, candidates)
-        near = near_full[len(prefix):] if near_full and near_full.startswith(prefix) else None
-        if near is None and near_full:
+        if near_full:
             return f"unknown key {key!r} for nas {command}; did you mean {near_full}?"
     if near is not None:
         return f"unknown key {key!r} for nas {command}; did you mean {prefix}{near}?"

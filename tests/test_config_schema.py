@@ -1,0 +1,138 @@
+"""The config schema accepts every shipped config and good command lines, and its rules say what they allow;
+presets work with and without ``+``."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from helpers import compose_cfg
+from nascli.cli import main
+from nascli.config import preflight, validate_config
+from nascli.config.checks import writable_folder_problem
+from nascli.config.preflight import command_groups
+from nascli.config.rules import Choice, Flag, Int, ListOf, Number, Text
+from nascli.config.schema import SCHEMAS
+from nascli.config.validate import ConfigError, unknown_key_message
+from nascli.paths import CONF_DIR
+
+
+def choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+SHIPPED = [(command, group, choice) for command in SCHEMAS for group in command_groups(command)
+           for choice in choices(group)]
+
+
+@pytest.mark.parametrize("command, group, choice", SHIPPED, ids=[f"{c}-{g}={v}" for c, g, v in SHIPPED])
+def test_every_shipped_choice_passes_the_schema(command, group, choice):
+    validate_config(command, compose_cfg(command, [f"{group}={choice}"]))
+
+
+@pytest.mark.parametrize("method", choices("method"))
+@pytest.mark.parametrize("space", choices("space"))
+def test_every_method_on_every_space_passes_the_schema(method, space):
+    validate_config("search", compose_cfg("search", [f"method={method}", f"space={space}"]))
+
+
+def test_schema_names_only_keys_the_shipped_configs_have():
+    """A rule for a key no config defines would never run: every rule's key exists for some choice."""
+    seen: set[str] = set()
+    for command, group, choice in SHIPPED:
+        cfg = OmegaConf.to_container(compose_cfg(command, [f"{group}={choice}"]), resolve=False)
+        stack = [("", cfg)]
+        while stack:
+            prefix, node = stack.pop()
+            for key, value in node.items():
+                seen.add(prefix + str(key))
+                if isinstance(value, dict):
+                    stack.append((f"{prefix}{key}.", value))
+    missing = sorted(k for schema in SCHEMAS.values() for k in schema.rules if k not in seen
+                     and k not in ("space.supernet.N", "space.network.N", "space.network.layers"))
+    assert missing == []
+
+
+@pytest.mark.parametrize("args", [
+    ["seed=3", "search.max_steps_per_epoch=null", "num_threads=null", "device=cpu"],
+    ["-m", "seed=0,1,2", "method=darts,gdas", "search.epochs=1,2"],
+    ["-m", "seed=range(0,3)"],
+    ["space=darts", "space.supernet.layers=5", "dataset.train_portion=0.8"],
+    ["+experiment=demo"],
+    ["experiment=fmnist_cpu", "--cfg", "job"],
+    ["++search.epochs=2", "hydra.job.chdir=false"],
+])
+def test_good_command_lines_pass_preflight(args, tmp_path):
+    assert preflight("search", [*args, f"out_root={tmp_path / 'out'}"])[:len(args)] == [
+        a.removeprefix("+") if a.startswith("+experiment") else a for a in args]
+    assert not (tmp_path / "out").exists()  # checking writes nothing
+
+
+def test_benchmark_lists_and_evaluate_protocol_pass(tmp_path):
+    preflight("benchmark", ["methods=[darts,gdas]", "seeds=[0,1]", "selections=[magnitude]", f"out_root={tmp_path}"])
+    preflight("evaluate", ["arch='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'", "protocol=darts_600e",
+                           "protocol.lr=0.1", f"out_root={tmp_path}"])
+
+
+@pytest.mark.parametrize("rule, good, bad", [
+    (Int(low=1), [1, 10**9], [0, -1, True, 1.0, "1", None]),
+    (Int(low=1, nullable=True), [None, 2], [0, False]),
+    (Number(low=0, low_open=True), [1e-9, 3, 0.5], [0, -1, math.nan, math.inf, "0.1", False]),
+    (Number(low=0, high=1, high_open=True), [0, 0.99], [1, 1.5, -0.1]),
+    (Flag(), [True, False], ["true", 1, None]),
+    (Choice(choices=("a", "b")), ["a"], ["c", "A", 1]),
+    (Text(), ["x"], ["", "  ", 3, None]),
+    (ListOf(item=Int(low=0), nonempty=True), [[0], [1, 2]], [[], 0, [-1], ["a"], "0,1"]),
+])
+def test_rules_accept_and_refuse(rule, good, bad):
+    assert all(rule.accepts(v) for v in good)
+    assert not any(rule.accepts(v) for v in bad)
+
+
+def test_rule_words():
+    assert Int(low=1, nullable=True).allowed() == "an integer >= 1 or null"
+    assert Number(low=0, high=1, low_open=True, high_open=True).allowed() == "a number > 0 and < 1"
+    assert ListOf(item=Int(low=0), example="seeds=[0,1]").allowed() == "a list, each item an integer >= 0, e.g. seeds=[0,1]"
+    assert ListOf(item=Text()).hint("methods", "darts") == "is a single value where a list belongs; write methods=[darts]"
+    assert ListOf(item=Text()).hint("methods", ["darts"]) == ""
+
+
+def test_unknown_key_without_a_near_one_lists_the_valid_keys():
+    msg = unknown_key_message("search.zzz", ["search.epochs", "search.batch_size", "seed"], "search")
+    assert msg == "unknown key 'search.zzz' for nas search; valid keys under search: batch_size, epochs"
+
+
+def test_closed_section_refuses_an_added_key():
+    cfg = compose_cfg("search", ["+search.epochz=3"])
+    with pytest.raises(ConfigError, match=r"^unknown key 'search.epochz' for nas search; did you mean search.epochs\?$"):
+        validate_config("search", cfg, outside=False)
+
+
+def test_open_sections_are_left_to_their_owners():
+    """method/optimizer/selection options are checked against the registered classes, not here."""
+    validate_config("search", compose_cfg("search", ["++optimizer.some_option=1", "++method.mixer.x=2"]),
+                    outside=False)
+
+
+def test_creatable_out_root_is_fine_and_not_created(tmp_path):
+    assert writable_folder_problem(tmp_path / "a" / "b") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def _shown(capsys, *args: str) -> str:
+    main(["search", *args, "--cfg", "job"])
+    return capsys.readouterr().out
+
+
+def test_preset_with_and_without_plus_is_the_same(capsys):
+    plain, plus = _shown(capsys, "experiment=demo"), _shown(capsys, "+experiment=demo")
+    assert plain == plus
+    cfg = OmegaConf.create(plain)
+    assert cfg.search.epochs == 8 and cfg.space.supernet.C == 8 and cfg.space.supernet.N == 2
+
+
+def test_fmnist_preset_selects_its_dataset_and_the_command_line_still_wins(capsys):
+    assert OmegaConf.create(_shown(capsys, "experiment=fmnist_cpu")).dataset.name == "fashion_mnist"
+    assert OmegaConf.create(_shown(capsys, "+experiment=fmnist_cpu")).dataset.name == "fashion_mnist"
+    assert OmegaConf.create(_shown(capsys, "experiment=fmnist_cpu", "dataset=cifar10")).dataset.name == "cifar10"
