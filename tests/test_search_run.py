@@ -1,24 +1,22 @@
-"""`nas search` run directories: artifacts, resume (also after SIGKILL), finished runs, derive."""
+"""`nas search` run directories: artifacts, bit-exact resume after SIGKILL (also inside a checkpoint write, on
+NB201 with DARTS and GDAS and on the DARTS space), finished runs, derive."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
-from helpers import TINY_SEARCH, nas, result_line
+from helpers import TINY, TINY_DARTS, TINY_SEARCH, nas, result_line
 
 
 def _run_dir(res):
     return Path(res["run_dir"])
-
-
-def _final_alphas(run_dir: Path) -> torch.Tensor:
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-    return state["supernet"]["mixer.alphas.cell"]
 
 
 def test_artifacts_and_deterministic_path(tmp_path):
@@ -52,35 +50,108 @@ def test_finished_run_is_reported_not_redone(tmp_path):
     assert (_run_dir(first) / "checkpoint.pt").stat().st_mtime_ns == mtime
 
 
-def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
-    args = [*TINY_SEARCH, "search.epochs=4", "dataset.num_train=512", "search.checkpoint_every_steps=3"]
-    ref = result_line(nas("search", *args, f"out_root={tmp_path / 'ref'}"))
-    ref_alphas = _final_alphas(_run_dir(ref))
+KILL_IN_CHECKPOINT_WRITE = """
+import os, signal, sys
+from nascli.cli import main
+target, count, real_fsync = int(os.environ["KILL_AT_CHECKPOINT_WRITE"]), [0], os.fsync
+def fsync(fd):  # the n-th checkpoint write: cut the temp file in half and die before the rename
+    if ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+        count[0] += 1
+        if count[0] == target:
+            os.ftruncate(fd, os.fstat(fd).st_size // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+os.fsync = fsync
+main(sys.argv[1:])
+"""
+TIMING = ("epoch_time_s", "images_per_s", "wall_time_s", "peak_memory_mb")
+SEARCHES = {  # three epochs or more, mid-epoch checkpoints, on NB201 (DARTS, GDAS) and the DARTS space
+    "nb201-darts": [*TINY_SEARCH, "search.epochs=4", "dataset.num_train=512", "search.checkpoint_every_steps=3"],
+    "nb201-gdas": ["method=gdas", *TINY, "search.epochs=6", "search.checkpoint_every_steps=3"],
+    "darts-darts": [*TINY_DARTS, "search.epochs=3", "search.max_steps_per_epoch=5", "search.checkpoint_every_steps=2"],
+}
 
-    out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nascli", "search", *args, f"out_root={out}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    deadline = time.time() + 120
-    metrics = None
-    while time.time() < deadline:  # wait until epoch 0 is logged, then kill somewhere inside epoch 1 or 2
-        found = list(out.rglob("metrics.jsonl"))
-        if found and found[0].read_text().count("\n") >= 1:
-            metrics = found[0]
-            break
-        time.sleep(0.05)
-    assert metrics is not None, "the search never finished its first epoch"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (metrics.parent / "result.json").exists(), "killed too late: the run had finished"
 
-    resumed = nas("search", *args, f"out_root={out}")
+def _assert_same(a, b, where="checkpoint"):
+    """Bitwise-equal nested states (tensors, containers, plain values)."""
+    assert type(a) is type(b), where
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+def _assert_resumed_equals(ref: dict, resumed: subprocess.CompletedProcess, run: Path) -> None:
+    """The resumed run ends bit-identical to the uninterrupted one and left no temp files behind."""
     assert "resuming" in resumed.stderr
     res = result_line(resumed)
-    assert torch.equal(_final_alphas(_run_dir(res)), ref_alphas)
-    assert res["arch"] == ref["arch"]
-    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
-    assert epochs == [0, 1, 2, 3]
+    assert res["arch"] == ref["arch"] and Path(res["run_dir"]) == run
+    final = torch.load(run / "checkpoint.pt", weights_only=True)
+    expected = torch.load(Path(ref["run_dir"]) / "checkpoint.pt", weights_only=True)
+    final.pop("elapsed"), expected.pop("elapsed")
+    _assert_same(final, expected)  # weights, alphas, optimizers, components, streams, RNGs
+    assert _metrics(run) == _metrics(Path(ref["run_dir"]))
+    assert not [p for p in run.rglob("*.tmp")], "orphaned temp files"
+
+
+def _wait_for_first_epoch(out: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        found = list(out.rglob("metrics.jsonl"))
+        if found and found[0].read_text().count("\n") >= 1:
+            return found[0].parent
+        time.sleep(0.02)
+    raise AssertionError(f"the search never finished its first epoch: {proc.stderr.read()[-2000:]}")
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path, name):
+    """kill -9 at a random moment after the first epoch, and kill -9 in the middle of a random checkpoint
+    write (with a torn last metrics line on top): both resume to exactly the uninterrupted result."""
+    args = SEARCHES[name]
+    ref = result_line(nas("search", *args, f"out_root={tmp_path / 'ref'}"))
+    ref_metrics = [json.loads(line) for line in (Path(ref["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)
+
+    # 1. at a random moment (while epochs 1.. run)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "nascli", "search", *args, f"out_root={out}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    run = _wait_for_first_epoch(out, proc)
+    time.sleep(rng.uniform(0, 0.6 * (ref_metrics[-1]["wall_time_s"] - ref_metrics[0]["wall_time_s"])))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "result.json").exists(), f"killed too late: the run had finished (seed {seed})"
+    _assert_resumed_equals(ref, nas("search", *args, f"out_root={out}"), run)
+
+    # 2. in the middle of the n-th checkpoint write, n random among all the run's checkpoint writes
+    steps, every = ref_metrics[0]["steps"], int(next(a for a in args if "checkpoint_every" in a).split("=")[1])
+    writes = len(ref_metrics) * (len(range(every, steps, every)) + 1)
+    nth = rng.randint(1, writes)
+    out = tmp_path / "killed_in_write"
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_CHECKPOINT_WRITE, "search", *args, f"out_root={out}"],
+                          capture_output=True, text=True, env=dict(os.environ, KILL_AT_CHECKPOINT_WRITE=str(nth)))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run = next(out.rglob("metrics.jsonl")).parent
+    assert len(list(run.glob(".checkpoint.pt.*.tmp"))) == 1, f"write {nth} of {writes} left no temp file"
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 99, "train_lo')  # and a torn last line, as a crash inside that write leaves it
+    _assert_resumed_equals(ref, nas("search", *args, f"out_root={out}"), run)
 
 
 def test_unreadable_checkpoint_is_one_line_and_left_alone(tmp_path):
