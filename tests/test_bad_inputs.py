@@ -145,9 +145,10 @@ SEARCH = [
     ("search sed=1", "unknown key 'sed' for nas search; did you mean seed?"),
     ("search +search.epochz=3", "unknown key 'search.epochz' for nas search; did you mean search.epochs?"),
     ("search ++outroot={out}", "unknown key 'outroot' for nas search; did you mean out_root?"),
-    ("search --epochs 3", "unknown flag '--epochs' for nas search; settings are key=value overrides (did you mean "
-                          "search.epochs=3? e.g. seed=1); flags: --help, --cfg job|hydra|all, --resolve, "
-                          "-m/--multirun, --info"),
+    ("search --epochs 3", "unknown flag '--epochs' for nas search; did you mean search.epochs=3? settings are "
+                          "key=value overrides; flags: --help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
+    ("search --frobnicate", "unknown flag '--frobnicate' for nas search; settings are key=value overrides; flags: "
+                            "--help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
     ("search --cfg jobs", "flag --cfg needs job|hydra|all, got 'jobs'"),
     ("search darts", "bad argument 'darts' for nas search: overrides are key=value; did you mean method=darts?"),
     # sweeps
@@ -241,9 +242,9 @@ DERIVE = [
                                 "selection"),
     ("derive run={run} num_threads=abc", "num_threads='abc' is not allowed; expected an integer >= 1 or null"),
     ("derive run={run} device=tpu", "device='tpu' is not allowed; expected one of auto, cpu, cuda, cuda:N"),
-    ("derive run={run} --selection ostr", "unknown flag '--selection' for nas derive; settings are key=value "
-                                          "overrides (did you mean selection=ostr? e.g. seed=1); flags: --help, --cfg "
-                                          "job|hydra|all, --resolve, -m/--multirun, --info"),
+    ("derive run={run} --selection ostr", "unknown flag '--selection' for nas derive; did you mean selection=ostr? "
+                                          "settings are key=value overrides; flags: --help, --cfg job|hydra|all, "
+                                          "--resolve, -m/--multirun, --info"),
     ("derive run={run} method=darts",
      "method=darts does not apply to nas derive; its config groups: selection"),
 ]
@@ -271,9 +272,8 @@ BENCHMARK = [
     ("benchmark +baseline.sample=4", "unknown key 'baseline.sample' for nas benchmark; did you mean baseline.samples?"),
     ("benchmark method=darts", "method=darts does not apply to nas benchmark; its config groups: dataset, protocol, "
                                "space"),
-    ("benchmark --seeds 0", "unknown flag '--seeds' for nas benchmark; settings are key=value overrides (did you mean "
-                            "seeds=0? e.g. seed=1); flags: --help, --cfg job|hydra|all, --resolve, -m/--multirun, "
-                            "--info"),
+    ("benchmark --seeds 0", "unknown flag '--seeds' for nas benchmark; did you mean seeds=0? settings are key=value "
+                            "overrides; flags: --help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
     ("benchmark out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a folder; allowed: a "
                                   "writable folder (existing or creatable)"),
 ]

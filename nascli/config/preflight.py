@@ -23,11 +23,19 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nascli.config.validate import ConfigError, config_keys, nearest, unknown_key_message, validate_config
+from nascli.config.validate import (
+    ConfigError,
+    config_keys,
+    nearest,
+    unknown_key_message,
+    validate_config,
+    validate_value,
+)
 from nascli.errors import NasError
 from nascli.paths import CONF_DIR
 
 PRESET_GROUPS = ("experiment",)   # `+experiment=x` and `experiment=x` mean the same
+OUTSIDE_KEYS = ("out_root", "arch", "run")   # keys the file-system checks read (nascli.config.checks)
 
 
 @dataclass(frozen=True)
@@ -160,9 +168,9 @@ def split_command_line(command: str, args: list[str], keys: Callable[[], list[st
                 value = inline if eq else (nxt if nxt is not None and "=" not in nxt and not nxt.startswith("-")
                                            else None)
                 hint = _hint_for_word(arg if eq else name, None if eq else value, keys(), groups)
-                near = f"did you mean {hint}? " if hint else ""
-                raise NasError(f"unknown flag {arg!r} for nas {command}; settings are key=value overrides ({near}"
-                               f"e.g. seed=1); flags: {FLAGS_IN_WORDS}")
+                near = f"did you mean {hint}? settings are" if hint else "settings are"
+                raise NasError(f"unknown flag {arg!r} for nas {command}; {near} key=value overrides; "
+                               f"flags: {FLAGS_IN_WORDS}")
             flags.append(name)
             if spec.values:
                 value = inline if eq else nxt
@@ -244,10 +252,6 @@ class Job:
     value_sweeps: list[tuple[Any, list[Any]]]   # (override, its other values)
 
 
-def _element(override: Any) -> str:
-    return f"{override.get_key_element()}={override.get_value_element_as_str()}"
-
-
 def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]) -> list[Job]:
     """The configs to compose: the first value of every sweep, plus one job per other group choice."""
     own_groups = command_groups(command)
@@ -275,7 +279,7 @@ def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]
                 sweeps.append((override, list(override.sweep_iterator())[1:]))
             first.append(options[0])
         else:
-            first.append(_element(override) if override.value_type is not None else override.input_line)
+            first.append(override.input_line)
         kinds.append(is_group)
 
     def job(items: list[str]) -> Job:
@@ -316,10 +320,13 @@ def check_job(command: str, job: Job, compose: Callable[..., DictConfig], values
         return
     validate_config(command, cfg)
     for override, others in job.value_sweeps:
+        key = override.key_or_group
         for value in others:
+            if key not in OUTSIDE_KEYS:  # `seed=range(0,1000)`: one rule per value, no recomposing
+                validate_value(command, key, value)
+                continue
             swept = cfg.copy()
-            OmegaConf.update(swept, override.key_or_group, value, merge=False,
-                             force_add=override.is_add() or override.is_force_add())
+            OmegaConf.update(swept, key, value, merge=False, force_add=override.is_add() or override.is_force_add())
             validate_config(command, swept)
 
 

@@ -94,16 +94,28 @@ def check_keys(schema: Schema, cfg: DictConfig) -> None:
                 raise ConfigError(unknown_key_message(full, all_keys, schema.command))
 
 
+def check_value(schema: Schema, key: str, value: Any) -> None:
+    """One key's rule (when the schema has one) on a resolved value."""
+    rule = schema.rules.get(key)
+    if rule is None or value is _ABSENT or rule.accepts(value):
+        return
+    hint = rule.hint(key, value)
+    if hint:
+        raise ConfigError(f"{key}={show(value)} {hint}")
+    raise ConfigError(f"{key}={show(value)} is not allowed; expected {rule.allowed()}")
+
+
 def check_values(schema: Schema, cfg: DictConfig) -> None:
     """Every rule of the schema on the value the config holds (keys absent from it are skipped)."""
-    for key, rule in schema.rules.items():
-        value = _select(cfg, key)
-        if value is _ABSENT or rule.accepts(value):
-            continue
-        hint = rule.hint(key, value)
-        if hint:
-            raise ConfigError(f"{key}={show(value)} {hint}")
-        raise ConfigError(f"{key}={show(value)} is not allowed; expected {rule.allowed()}")
+    for key in schema.rules:
+        check_value(schema, key, _select(cfg, key))
+
+
+def validate_value(command: str, key: str, value: Any) -> None:
+    """The rule of ``key`` on one value (each value of a ``-m`` sweep, without recomposing)."""
+    schema = SCHEMAS.get(command)
+    if schema is not None:
+        check_value(schema, key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value)
 
 
 def validate_config(command: str, cfg: DictConfig, *, outside: bool = True) -> None:
