@@ -1,10 +1,12 @@
 """Cell drawings (PNG) for every search space: a layered DAG with op names on the edges.
 
-:func:`draw_cell` draws any small cell DAG; :func:`draw_arch` draws the cells of an architecture:
+:func:`draw_cell` draws any small cell DAG; :func:`draw_arch` draws the cells of an architecture.
 
-* DARTS (``arch.space == "darts"``): ``normal.png`` and ``reduce.png`` with nodes ``c_{k-2}``, ``c_{k-1}``,
+Each space builds its cells' graphs in ``SearchSpace.draw`` and calls :func:`draw_cell`:
+
+* DARTS: ``normal.png`` and ``reduce.png`` with nodes ``c_{k-2}``, ``c_{k-1}``,
   the intermediate nodes ``0..3`` and the output ``c_{k}`` (concat edges unlabelled, dashed).
-* NB201 (``arch.space == "nb201"`` and ``arch.edges() -> [(src, dst, op)]``): ``cell.png`` with nodes
+* NB201: ``cell.png`` with nodes
   ``0..3`` (0 the input, 3 the output); ``none`` edges are omitted.
 
 Layout: a node's layer is the length of the longest path reaching it (or a given ``rank``), layers are
@@ -239,40 +241,8 @@ def draw_cell(path: str | os.PathLike[str], *, title: str, nodes: list[str],
     _atomic_savefig(fig, Path(path))
 
 
-def _darts_cell(arch: Any, cell_type: str) -> tuple[list[str], list[tuple[str, str, str]]]:
-    pairs = list(getattr(arch, cell_type))
-    concat = list(getattr(arch, f"{cell_type}_concat"))
-    steps = len(pairs) // 2
-
-    def label(i: int) -> str:
-        return {0: "c_{k-2}", 1: "c_{k-1}"}.get(i, str(i - 2))
-
-    nodes = [label(i) for i in range(2 + steps)] + ["c_{k}"]
-    edges = [(label(src), label(2 + k // 2), op) for k, (op, src) in enumerate(pairs)]
-    edges += [(label(i), "c_{k}", "") for i in concat]
-    return nodes, edges
-
-
 def draw_arch(arch: Any, directory: str | os.PathLike[str]) -> list[Path]:
-    """Write one PNG per cell type of ``arch`` into ``directory`` and return their paths."""
-    out_dir = Path(directory)
-    space = getattr(arch, "space", None)
-    written: list[Path] = []
-    if space == "darts":
-        for ct in ("normal", "reduce"):
-            nodes, edges = _darts_cell(arch, ct)
-            path = out_dir / f"{ct}.png"
-            draw_cell(path, title=f"{ct} cell", nodes=nodes, edges=edges,
-                      inputs=["c_{k-2}", "c_{k-1}"], outputs=["c_{k}"])
-            written.append(path)
-        return written
-    if space == "nb201" and callable(getattr(arch, "edges", None)):
-        triples = list(arch.edges())
-        n_nodes = 1 + max([max(s, d) for s, d, _ in triples], default=0)
-        nodes = [str(i) for i in range(n_nodes)]
-        edges = [(str(s), str(d), op) for s, d, op in triples if op != "none"]
-        path = out_dir / "cell.png"
-        draw_cell(path, title="NB201 cell", nodes=nodes, edges=edges,
-                  inputs=[nodes[0]], outputs=[nodes[-1]], rank={n: i for i, n in enumerate(nodes)})
-        return [path]
-    raise ValueError(f"cannot draw an arch of space {space!r}; supported: darts, nb201")
+    """Write one PNG per cell type of ``arch`` into ``directory`` (the arch's space draws it)."""
+    from nascli.spaces import get_space
+
+    return get_space(str(getattr(arch, "space", None))).draw(arch, Path(directory))

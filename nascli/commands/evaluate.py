@@ -6,47 +6,18 @@ every rank computes, only rank 0 writes the run directory and prints; the result
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nascli import distributed
-from nascli.commands.common import benchmark_truth, console, emit_result, plain, set_threads
+from nascli.commands.artifacts import draw_cells
+from nascli.commands.common import console, emit_result, plain, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
-from nascli.errors import BadArchError, NasError
-from nascli.paths import CONF_DIR
-from nascli.spaces import get_space, space_names
-
-
-def load_arch(text: str, default_space: str):
-    """(space, arch) from an arch.json path, an NB201 string, DARTS Genotype text or a published name."""
-    text = str(text).strip()
-    path = Path(text)
-    if text.endswith(".json"):
-        if not path.is_file():
-            raise BadArchError(f"arch file {text} not found")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise BadArchError(f"arch file {text} is not valid JSON ({exc.msg})") from None
-        space = get_space(str(data.get("space")))
-        return space, space.arch_from_json(data)
-    if "~" in text:
-        space = get_space("nb201")
-        return space, space.parse_arch(text)
-    names = [default_space] + [n for n in space_names() if n != default_space]
-    errors = []
-    for name in names:
-        space = get_space(name)
-        try:
-            return space, space.parse_arch(text)
-        except BadArchError as exc:
-            errors.append(f"{name}: {exc}")
-    raise BadArchError(f"cannot read arch {text!r} as an arch.json path, an NB201 string or a DARTS genotype "
-                       f"({'; '.join(errors)})")
+from nascli.errors import NasError
+from nascli.spaces.lookup import load_arch
 
 
 def _arch_id(text: str, arch) -> str:
@@ -56,11 +27,12 @@ def _arch_id(text: str, arch) -> str:
 
 
 def build_network(cfg: DictConfig, space, arch, info):
-    net_cfg = dict(plain(cfg.space.get("network", {})) or {})
+    """The discrete network: the space yaml's ``network`` options, the space's variant for the dataset,
+    and the auxiliary head only when the protocol weighs it."""
+    variants = {k: plain(v) for k, v in cfg.space.items() if k.endswith("_network")}
+    net_cfg = space.network_config(dict(plain(cfg.space.get("network", {})) or {}), info.name, variants)
     if "auxiliary" in net_cfg:
         net_cfg["auxiliary"] = bool(net_cfg["auxiliary"]) and float(cfg.protocol.get("auxiliary_weight", 0)) > 0
-    if info.name == "imagenet" and space.name == "darts":
-        net_cfg.update(plain(cfg.space.get("imagenet_network", {})) or {}, imagenet=True)
     return space.build_network(arch, info.num_classes, info.channels, **net_cfg)
 
 
@@ -72,8 +44,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("arch"):
         raise NasError("evaluate needs arch=<arch.json path | NB201 string | DARTS genotype or published name>")
     space, arch = load_arch(str(cfg.arch), str(cfg.space.name))
-    if space.name != cfg.space.name:  # the arch decides the space; keep the config consistent with it
-        cfg.space = OmegaConf.load(CONF_DIR / "space" / f"{space.name}.yaml")
+    if space.name != cfg.space.name:  # `nas` composes the arch's space; a contradicting space= is the user's
+        raise NasError(f"arch {cfg.arch} is an architecture of space {space.name}, but space={cfg.space.name} was "
+                       f"given; drop space= (nas picks the arch's space) or pass space={space.name}")
     info = dataset_info(cfg.dataset)
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
@@ -109,7 +82,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], policy=None) -> dict[str, Any]:
-    from nascli.commands.derive import _draw
     from nascli.data import eval_splits
     from nascli.train import Protocol, train_network
 
@@ -127,7 +99,7 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
             from nascli.data.policy import policy_table
             run.write_json("policy.json", policy.to_json())
             console.print(policy_table(policy))
-        _draw(arch, run.path / "cells" / "arch")
+        draw_cells(space, arch, run.path / "cells" / "arch")
         run.truncate_metrics(0)
     elif main:
         run.truncate_metrics(int(state.get("epoch", -1)) + 1)
@@ -154,7 +126,7 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
             emit_result(run.record_divergence(exc, base))
         raise
     result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
-              "benchmark": benchmark_truth(space.name, str(cfg.dataset.name), arch)}
+              "benchmark": space.ground_truth(arch, str(cfg.dataset.name))}
     if main:
         run.write_json("result.json", result)
         emit_result(result)

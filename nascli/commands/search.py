@@ -4,79 +4,35 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
-from nascli.commands.common import benchmark_truth, build_supernet, console, emit_result, plain, set_threads
+from nascli.commands.artifacts import write_selection
+from nascli.commands.common import console, emit_result, set_threads
 from nascli.commands.run import RunDir, seed_everything
-from nascli.device import resolve_device, to_device
+from nascli.device import resolve_device
 from nascli.profile import peak_memory_bytes
-from nascli.search.components import build_components
+from nascli.search.builder import build_search
+from nascli.search.composition import check_search_config
 from nascli.search.diagnostics import alpha_entropy, dominant_eigenvalue
-from nascli.search.engine import SearchEngine
-from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.search.selection import SELECTIONS, SelectionContext
-from nascli.spaces import get_space
-
-
-def _concat(a, b):
-    from nascli.data import ImageSplit
-    return ImageSplit(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
 
 
 class SearchSession:
-    """Everything one search run needs, built from the composed config."""
+    """One search run: the built search (nascli/search/builder.py) and its run directory."""
 
     def __init__(self, cfg: DictConfig):
-        from nascli.data import BatchStream, search_splits
-
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.space = get_space(cfg.space.name)
-        self.run = RunDir.for_config(cfg, "search", f"{self.space.name}-{cfg.dataset.name}", cfg.method.name)
-        self.opt_cls = SEARCH_OPTIMIZERS.get(cfg.optimizer.name)
-        SELECTIONS.get(cfg.selection.name)  # fail early on a bad criterion
+        self.run = RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
         seed_everything(int(cfg.seed))
-        weights_split, arch_split, self.info = search_splits(cfg.dataset)
-        opt_cfg = dict(plain(cfg.optimizer))
-        opt_cfg.pop("name")
-        if not self.opt_cls.uses_arch_batches and opt_cfg.get("data", "train") == "all":
-            weights_split = _concat(weights_split, arch_split)
-        self.weights_split = weights_split.to(self.device)
-        self.arch_split = arch_split.to(self.device)
-        self.supernet = to_device(build_supernet(cfg, self.space, self.info.num_classes, self.info.channels),
-                                  self.device)
-        self.optimizer = self.opt_cls(self.supernet, device=self.device, **opt_cfg)
-        self.components = build_components(plain(cfg.method.get("components", [])), self.supernet, self.optimizer)
-        s = cfg.search
-        bs = int(s.batch_size)
-        train_stream = BatchStream(self.weights_split, self.info, bs, seed=int(cfg.seed), train_aug=True,
-                                   cutout=int(s.get("cutout", 0)))
-        arch_stream = None
-        if self.opt_cls.uses_arch_batches:
-            arch_stream = BatchStream(self.arch_split, self.info, bs, seed=int(cfg.seed) + 1, train_aug=True,
-                                      cutout=int(s.get("cutout", 0)), mode=str(s.val_sampling))
-        steps = train_stream.batches_per_pass()
-        if s.get("max_steps_per_epoch"):
-            steps = min(steps, int(s.max_steps_per_epoch))
-        self.engine = SearchEngine(self.supernet, self.optimizer, self.components, train_stream, arch_stream,
-                                   int(s.epochs), steps)
+        self.setup = build_search(cfg, self.device)
+        self.space, self.supernet = self.setup.space, self.setup.supernet
+        self.optimizer, self.components, self.engine = self.setup.optimizer, self.setup.components, self.setup.engine
         self.elapsed = 0.0
 
     # -------------------------------------------------------------- helpers
     def selection_context(self) -> SelectionContext:
-        from nascli.data import iterate_eval
-
-        def batches(n: int) -> list:
-            out = []
-            for batch in iterate_eval(self.arch_split, self.info, int(self.cfg.search.batch_size)):
-                if len(out) >= n:
-                    break
-                out.append(batch)
-            return out
-
-        return SelectionContext(self.supernet, self.space, batches, self.device,
-                                rule=str(self.cfg.method.get("derive_rule", "default")))
+        return self.setup.selection_context()
 
     def checkpoint(self) -> None:
         state = self.engine.state_dict()
@@ -92,7 +48,7 @@ class SearchSession:
         record["alphas"] = {ct: p.tolist() for ct, p in self.supernet.mixer.probabilities().items()}
         record["skip_count"] = self.space.skip_count(derived)
         record["arch"] = derived.to_string()
-        record["benchmark"] = benchmark_truth(self.space.name, self.cfg.dataset.name, derived)
+        record["benchmark"] = self.space.ground_truth(derived, str(self.cfg.dataset.name))
         every = int(self.cfg.diagnostics.get("hessian_every", 0) or 0)
         if every and ((epoch + 1) % every == 0 or epoch + 1 == self.engine.epochs):
             batch = self.selection_context().batches(1)[0]
@@ -133,8 +89,6 @@ class SearchSession:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
-        from nascli.commands.derive import write_selection
-
         cfg, run = self.cfg, self.run
         arch_path, arch, bench = write_selection(run, self.space, self.selection_context(), cfg.selection,
                                                  dataset=str(cfg.dataset.name), file_name="arch.json",
@@ -165,6 +119,7 @@ class SearchSession:
 
 def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
+    check_search_config(cfg)  # unknown option keys and impossible combinations: one line, nothing written
     session_run = RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
     from nascli.errors import DivergedError
     with session_run.lock():  # one process per run directory (RunLockedError names the holder)

@@ -1,22 +1,30 @@
 """Components: method parts with schedules (DARTS- beta, ...), orthogonal to mixer and optimizer.
 
 A component owns its state and exposes ``state_dict()``; the search engine calls
-``on_epoch_start`` / ``on_step_end`` and checkpoints every component with the run.
-A method yaml lists its components as ``method.components: [{name: ..., <options>}]``.
+``on_epoch_start`` / ``on_step_end`` and checkpoints every component with the run. Every component is
+attached to the search optimizer and receives its named step hooks (``before_step``, ``on_loss``,
+``after_step``; :class:`~nascli.search.optimizers.base.StepHooks`), which every optimizer calls.
+A method yaml lists its components as ``method.components: [{name: ..., <options>}]``; the options are
+the component's constructor keywords (an unknown key is a one-line error).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from nascli.registry import Registry
+from nascli.search.optimizers.base import StepHooks
 
 COMPONENTS: Registry[type["Component"]] = Registry("component")
 
 
-class Component:
+class Component(StepHooks):
     """Base component: no-op hooks, no state."""
 
-    def __init__(self, supernet, optimizer, **options: Any):
+    #: the component reads the validation loss of each step (``on_loss('val', ...)``); an optimizer that
+    #: computes none (single-level) cannot serve it
+    needs_validation_loss: bool = False
+
+    def __init__(self, supernet, optimizer):
         self.supernet = supernet
         self.optimizer = optimizer
 
@@ -46,12 +54,18 @@ class Component:
 
 
 def build_components(specs, supernet, optimizer) -> list[Component]:
-    """Instantiate ``[{name: ..., **options}, ...]`` from the method config."""
+    """Instantiate ``[{name: ..., **options}, ...]`` from the method config and attach each to ``optimizer``."""
+    from nascli.search.options import construct
+
     _load_all()
     out = []
     for spec in specs or []:
         spec = dict(spec)
-        out.append(COMPONENTS.get(spec.pop("name"))(supernet, optimizer, **spec))
+        name = spec.pop("name")
+        component = construct(COMPONENTS.get(name), spec, f"method.components[{name}]", supernet, optimizer)
+        if optimizer is not None:
+            optimizer.attach(component)
+        out.append(component)
     return out
 
 

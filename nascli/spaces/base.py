@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,21 +27,6 @@ class Edge:
     src: int
     dst: int
     stride: int = 1
-
-
-@dataclass(frozen=True)
-class SupernetOptions:
-    """Method-level switches of a supernet that are orthogonal to the mixer (see DESIGN.md).
-
-    partial_channels: K of PC-DARTS (1 = all channels go through the ops).
-    aux_skip: DARTS- auxiliary skip connection outside the softmax on every edge.
-    track_running_stats: BatchNorm running statistics in the supernet (NB201 'BN=1').
-    """
-
-    partial_channels: int = 1
-    aux_skip: bool = False
-    track_running_stats: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Arch(ABC):
@@ -84,8 +71,10 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def build_supernet(self, mixer: nn.Module, num_classes: int, in_channels: int,
-                       options: SupernetOptions, **space_cfg: Any) -> "Supernet":
-        """The weight-sharing supernet; ``space_cfg`` holds the space's own sizes (C, N, layers, ...)."""
+                       edge_parts: Sequence[nn.Module] = (), **space_cfg: Any) -> "Supernet":
+        """The weight-sharing supernet whose edges are mixed by ``mixer`` and carry the method's
+        ``edge_parts`` (:class:`~nascli.spaces.edge.EdgePartSpec`, nascli/spaces/edge.py); ``space_cfg`` holds
+        the space's own options (sizes C, N, layers, ..., ``impl``, ``track_running_stats``)."""
 
     @abstractmethod
     def build_network(self, arch: Arch, num_classes: int, in_channels: int, **net_cfg: Any) -> nn.Module:
@@ -115,12 +104,39 @@ class SearchSpace(ABC):
     def skip_count(self, arch: Arch) -> int:
         """Number of skip connections in the arch (the collapse indicator)."""
 
+    # ----- what the commands ask a space (defaults: the space has none of it) ----------------------
+    def ground_truth(self, arch: Arch, dataset: str) -> dict[str, Any] | None:
+        """Tabulated accuracies of ``arch`` on ``dataset`` (a tabular benchmark such as NB201), or None."""
+        return None
+
+    def surrogate_estimate(self, arch: Arch) -> dict[str, Any]:
+        """Keys added to arch.json by a surrogate benchmark (e.g. NB301 for the DARTS space), or {}."""
+        return {}
+
+    def draw(self, arch: Arch, directory: Path) -> list[Path]:
+        """Cell pictures of ``arch`` written into ``directory`` (PNG); [] when the space draws nothing."""
+        return []
+
+    def network_config(self, net_cfg: dict[str, Any], dataset: str, variants: dict[str, Any]) -> dict[str, Any]:
+        """Options for :meth:`build_network` on ``dataset``: ``net_cfg`` (the space yaml's ``network``) updated
+        by the space's own per-dataset variant from ``variants`` (e.g. the DARTS ImageNet network)."""
+        return dict(net_cfg)
+
 
 class Supernet(nn.Module):
-    """Base class of weight-sharing supernets: one mixer (owning the arch parameters) + the weights."""
+    """Base class of weight-sharing supernets: one mixer (owning the arch parameters), the method's edge-part
+    specs (``edge_part_specs``; state shared by all cells) and the weights."""
 
     mixer: nn.Module
     space: SearchSpace
+    edge_part_specs: nn.ModuleList
+
+    def edge_part(self, name: str) -> nn.Module | None:
+        """The edge-part spec registered as ``name`` (e.g. ``aux_skip``), or None."""
+        for spec in getattr(self, "edge_part_specs", ()):
+            if spec.name == name:
+                return spec
+        return None
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.mixer.arch_parameters())

@@ -3,63 +3,26 @@
 A mixer never builds ops; the space's cells ask it, once per forward pass and cell type, for an
 :class:`EdgeWeights` and compute, for every edge e,
 
-    out_e = edge_scale_e * sum_{o in active_e} weights[e, o] * op_o(x)   (+ partial-channel bypass)
-            + passthrough_e  (+ aux_coef * aux_e(x) when the supernet has DARTS- auxiliary skips)
+    out_e = edge_scale_e * parts.combine(sum_{o in active_e} weights[e, o] * op_o(x)) + passthrough_e
+            + parts.extra(x)
 
+(``parts``: the method's edge parts, nascli/spaces/edge.py).
 ``none`` is never computed (its output is zero). Interventions (fixing an edge to one op, masking
 an op) are applied here, on top of any mixer, so selection criteria work for every method.
 """
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from nascli.registry import Registry
+from nascli.spaces.edge import EdgeWeights, sum_edge_outputs
 
-
-@dataclass
-class EdgeWeights:
-    """Per-forward mixing instructions for the E edges of one cell type (O candidate ops).
-
-    weights: (E, O) coefficient of each op output.
-    active: per edge the op indices to compute; ``None`` means every op except ``none``.
-        An empty list means the edge computes no op (its output is ``passthrough`` only).
-    passthrough: (E,) scalars added to the edge output (GDAS: the zero-valued straight-through
-        weights of the ops that were not sampled, so that every alpha receives a gradient).
-    edge_scale: (E,) factor on the whole edge output incl. the partial-channel bypass
-        (PC-DARTS edge normalisation, ROME edge gates).
-    """
-
-    weights: torch.Tensor
-    active: list[list[int]] | None = None
-    passthrough: torch.Tensor | None = None
-    edge_scale: torch.Tensor | None = None
-
-    def ops_of(self, edge: int, none_index: int | None) -> list[int]:
-        """Op indices to compute on ``edge`` (never ``none``)."""
-        if self.active is None:
-            ops = range(self.weights.shape[1])
-        else:
-            ops = self.active[edge]
-        return [o for o in ops if o != none_index]
-
-
-def sum_edge_outputs(terms: list, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """A node's value: the sum of its incoming edge outputs. ``None`` terms (edges that computed
-    nothing) are zeros; when only scalar passthroughs remain they broadcast to ``shape``."""
-    total = None
-    for t in terms:
-        if t is None:
-            continue
-        total = t if total is None else total + t
-    if total is None:
-        return like.new_zeros(shape)
-    if not torch.is_tensor(total) or total.dim() == 0:
-        return like.new_zeros(shape) + total
-    return total
+__all__ = ["MIXERS", "EdgeWeights", "Mixer", "sum_edge_outputs"]
 
 
 MIXERS: Registry[type["Mixer"]] = Registry("mixer")
@@ -68,7 +31,10 @@ MIXERS: Registry[type["Mixer"]] = Registry("mixer")
 class Mixer(nn.Module, ABC):
     """Base mixer: one alpha matrix (E, O) per cell type, initialised to 1e-3 * N(0, 1) (DARTS)."""
 
-    def __init__(self, space, init_scale: float = 1e-3, **_: object):
+    #: whether each forward pass samples a path (single-path methods) instead of mixing deterministically
+    samples_paths: bool = False
+
+    def __init__(self, space, init_scale: float = 1e-3):
         super().__init__()
         self.space = space
         self.ops = tuple(space.ops)
@@ -79,6 +45,7 @@ class Mixer(nn.Module, ABC):
         })
         self._fixed: dict[tuple[str, int], int] = {}
         self._masked: set[tuple[str, int, int]] = set()
+        self._held = False
 
     # ----- parameters -------------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -109,7 +76,7 @@ class Mixer(nn.Module, ABC):
                 weights[e, o] = 1.0
                 active[e] = [o]
                 if scale is not None:
-                    scale[e] = 1.0
+                    scale[e] = self.fixed_edge_scale(scale[e])
         passthrough = w.passthrough
         if passthrough is not None:
             passthrough = passthrough.clone()
@@ -127,6 +94,39 @@ class Mixer(nn.Module, ABC):
         return {ct: torch.softmax(a.detach(), dim=-1) for ct, a in self.alphas.items()}
 
     # ----- interventions used by selection criteria ------------------------------------------
+    def fixed_edge_scale(self, scale: torch.Tensor) -> torch.Tensor:
+        """The edge scale of an edge fixed to one op. Default: unchanged, so a mixture weight on the edge
+        (PC-DARTS's normalised share) keeps its value; gating mixers (ROME) switch the edge on (1)."""
+        return scale
+
+    def masked_ops(self, cell_type: str) -> torch.Tensor | None:
+        """(E, O) bool: ops removed by ``mask_op`` on ``cell_type`` (``None`` when there are none)."""
+        hits = [(e, o) for (ct, e, o) in self._masked if ct == cell_type]
+        if not hits:
+            return None
+        alpha = self.alphas[cell_type]
+        mask = torch.zeros(alpha.shape, dtype=torch.bool, device=alpha.device)
+        for e, o in hits:
+            mask[e, o] = True
+        return mask
+
+    @property
+    def held(self) -> bool:
+        """Whether a probe holds the path fixed (see :meth:`held_path`)."""
+        return self._held
+
+    @contextlib.contextmanager
+    def held_path(self) -> Iterator[None]:
+        """Deterministic mixing for the whole block (selection probes): stochastic mixers use their most
+        likely path (argmax of the op and edge parameters, skipping masked ops) instead of a fresh sample
+        per forward, so differences of losses measure interventions, not sampling noise. Deterministic
+        mixers are unaffected."""
+        before, self._held = self._held, True
+        try:
+            yield
+        finally:
+            self._held = before
+
     def fix_edge(self, cell_type: str, edge: int, op: int) -> None:
         """Replace the mixture on ``edge`` by ``op`` alone (weight 1)."""
         self._fixed[(cell_type, edge)] = op

@@ -30,10 +30,6 @@ import torch.nn.functional as F
 
 from nascli.search.mixers.base import MIXERS, EdgeWeights, Mixer
 
-# ``passthrough: auto``: whether the reference implementation of each space adds the zero-valued
-# hard weights (AutoDL search_cells.py NAS201SearchCell.forward_gdas does; search_model_gdas_nasnet.py
-# does not). Spaces not listed: off.
-AUTO_PASSTHROUGH: dict[str, bool] = {"nb201": True, "darts": False}
 EVAL_MODES = ("sample", "argmax")
 MAX_RESAMPLES = 100
 
@@ -96,15 +92,17 @@ def fair_schedule(num_paths: int, allowed: list[int], num_edges: int,
 class GumbelMixer(Mixer):
     """GDAS hard Gumbel-softmax single-path mixer (module docstring)."""
 
-    def __init__(self, space, *, tau_max: float = 10.0, tau_min: float = 0.1, passthrough: bool | str = "auto",
+    samples_paths = True
+
+    def __init__(self, space, *, tau_max: float = 10.0, tau_min: float = 0.1, passthrough: bool = False,
                  exclude_ops: list[str] | tuple[str, ...] = (), eval_mode: str = "sample",
-                 strict_fair: bool = False, init_scale: float = 1e-3, **kw: object):
-        super().__init__(space, init_scale=init_scale, **kw)
+                 strict_fair: bool = False, init_scale: float = 1e-3):
+        super().__init__(space, init_scale=init_scale)
         if eval_mode not in EVAL_MODES:
             raise ValueError(f"unknown gumbel eval_mode {eval_mode!r}; valid choices: {', '.join(EVAL_MODES)}")
         self.tau_max, self.tau_min = float(tau_max), float(tau_min)
         self.register_buffer("tau", torch.tensor(float(tau_max)))
-        self.passthrough = resolve_passthrough(passthrough, space.name)
+        self.passthrough = as_bool(passthrough, "passthrough")
         unknown = [o for o in exclude_ops if o not in self.ops]
         if unknown:
             raise ValueError(f"exclude_ops {unknown} are not ops of space {space.name}: {', '.join(self.ops)}")
@@ -121,13 +119,22 @@ class GumbelMixer(Mixer):
     def sample_ops(self, cell_type: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(hardwts (E, O), index (E,)) for one forward of ``cell_type``."""
         alpha = self.alphas[cell_type]
-        if not self.training and self.eval_mode == "argmax":
+        if self.deterministic:
             logits = alpha.masked_fill(~self.allowed, float("-inf"))
+            masked = self.masked_ops(cell_type)
+            if masked is not None:  # a probe removed these ops: the next most likely op stands in
+                logits = logits.masked_fill(masked, float("-inf"))
             index = logits.argmax(-1)
             return F.one_hot(index, alpha.shape[-1]).to(alpha.dtype), index
         force = None if self._forced is None else self._forced[cell_type]
         hard, index, _ = hard_gumbel_softmax(alpha, self.tau, mask=self.allowed, force=force)
         return hard, index
+
+    @property
+    def deterministic(self) -> bool:
+        """Argmax path instead of a sample: while a probe holds the path, or in eval mode with
+        ``eval_mode: argmax``."""
+        return self.held or (not self.training and self.eval_mode == "argmax")
 
     def op_passthrough(self, hard: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
         """sum of the non-sampled ops' hardwts per edge (value 0, gradient 1 into each), when enabled."""
@@ -175,13 +182,10 @@ class GumbelMixer(Mixer):
         self._forced = None
 
 
-def resolve_passthrough(value: bool | str, space_name: str) -> bool:
-    """``auto`` -> :data:`AUTO_PASSTHROUGH` of the space; booleans (or 'true'/'false') as given."""
+def as_bool(value: bool | str, key: str) -> bool:
+    """A boolean option given as a bool or the strings 'true'/'false'."""
     if isinstance(value, str):
-        key = value.lower()
-        if key == "auto":
-            return AUTO_PASSTHROUGH.get(space_name, False)
-        if key in ("true", "false"):
-            return key == "true"
-        raise ValueError(f"unknown passthrough {value!r}; valid choices: auto, true, false")
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError(f"{key} must be true or false, got {value!r}")
     return bool(value)

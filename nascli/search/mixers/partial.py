@@ -7,8 +7,9 @@ Besides alpha (E, O), every cell type has edge parameters beta (E,), initialised
 
 i.e. beta is normalised over the incoming edges of each node (segments of 2, 3, 4, 5 edges in the
 DARTS cell, 1, 2, 3 in NB201), not per edge. The partial-channel part (K, channel shuffle, bypass) is
-a supernet option (``SupernetOptions.partial_channels``); the cells apply ``edge_scale`` to the whole
-edge output including the bypassed channels, as the reference does.
+the ``partial_channels`` edge part (nascli/search/edge_parts/partial_channels.py); the cells apply
+``edge_scale`` to the whole edge output including the bypassed channels, as the reference does. An edge
+fixed to one op by a selection probe keeps its normalised share (``Mixer.fixed_edge_scale``).
 
 Derivation uses W[e, o] = softmax(alpha_e)_o * softmax_node(beta)_e with the space's default rule
 (DARTS: top-2 edges per node by max non-``none`` W, argmax non-``none`` op).

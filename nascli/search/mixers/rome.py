@@ -11,9 +11,9 @@ beta (E,), one per edge, both initialised to 1e-3 * N(0, 1). Per forward pass an
       gate = khot + (s - s.detach())                  (forward value exactly 0/1)
   Nodes with at most 2 incoming edges keep them all (gate 1, no gradient). Gates are passed as
   ``EdgeWeights.edge_scale``; non-sampled edges compute nothing (``active = []``).
-* **ops**: GDAS hard Gumbel-softmax on alpha (see gumbel.py), ``none`` excluded where it is excluded
-  (``exclude_none: auto`` = excluded on every space except nb201: ROME's S0 is the DARTS space
-  **without** ``none``, needed for the in-degree constraint; NB201 keeps its 5 ops unless configured).
+* **ops**: GDAS hard Gumbel-softmax on alpha (see gumbel.py), ``none`` excluded with ``exclude_none``
+  (its per-space default is the space yaml's ``search_defaults.sampled_exclude_none``: ROME's S0 is the DARTS
+  space **without** ``none``, needed for the in-degree constraint; NB201 keeps its 5 ops).
   With passthrough on (nb201 by default), the non-sampled ops' zero hard weights are added times the gate.
 
 The paper's unknowns (tau range, learning rates, epochs, batch; METHODS.md 5.2) default to GDAS's.
@@ -29,10 +29,7 @@ import torch
 from torch import nn
 
 from nascli.search.mixers.base import MIXERS, EdgeWeights
-from nascli.search.mixers.gumbel import GumbelMixer, gumbel_noise
-
-# ``exclude_none: auto``: spaces whose ROME search keeps the ``none`` op (all others exclude it).
-KEEP_NONE_SPACES = ("nb201",)
+from nascli.search.mixers.gumbel import GumbelMixer, as_bool, gumbel_noise
 
 
 def relaxed_topk(keys: torch.Tensor, k: int, tau: float | torch.Tensor) -> torch.Tensor:
@@ -61,10 +58,10 @@ def gumbel_top_k(logits: torch.Tensor, k: int, tau: float | torch.Tensor,
 class RomeMixer(GumbelMixer):
     """Gumbel-top-2 edges on beta + hard Gumbel ops on alpha (module docstring)."""
 
-    def __init__(self, space, *, in_degree: int = 2, exclude_none: bool | str = "auto",
+    def __init__(self, space, *, in_degree: int = 2, exclude_none: bool = True,
                  beta_init_scale: float = 1e-3, exclude_ops: list[str] | tuple[str, ...] = (), **kw: object):
         excluded = list(exclude_ops)
-        if _resolve_exclude_none(exclude_none, space.name) and space.none_op in space.ops \
+        if as_bool(exclude_none, "exclude_none") and space.none_op in space.ops \
                 and space.none_op not in excluded:
             excluded.append(space.none_op)
         super().__init__(space, exclude_ops=excluded, **kw)
@@ -94,7 +91,7 @@ class RomeMixer(GumbelMixer):
 
     def mix(self, cell_type: str) -> EdgeWeights:
         hard, index = self.sample_ops(cell_type)
-        if not self.training and self.eval_mode == "argmax":
+        if self.deterministic:
             gates = self.top_edges(cell_type)
         else:
             gates = self.sample_edges(cell_type)
@@ -112,6 +109,10 @@ class RomeMixer(GumbelMixer):
             gates[keep] = 1.0
         return gates
 
+    def fixed_edge_scale(self, scale: torch.Tensor) -> torch.Tensor:
+        """An edge fixed to one op is switched on (gate 1), whatever the sampled topology."""
+        return torch.ones_like(scale)
+
     def selection_scores(self):
         return self.probabilities(), {ct: b.detach().clone() for ct, b in self.betas.items()}
 
@@ -124,14 +125,3 @@ class RomeMixer(GumbelMixer):
                 p[edges] = torch.softmax(beta.detach()[edges], dim=0)
             out[ct] = p
         return out
-
-
-def _resolve_exclude_none(value: bool | str, space_name: str) -> bool:
-    if isinstance(value, str):
-        key = value.lower()
-        if key == "auto":
-            return space_name not in KEEP_NONE_SPACES
-        if key in ("true", "false"):
-            return key == "true"
-        raise ValueError(f"unknown exclude_none {value!r}; valid choices: auto, true, false")
-    return bool(value)

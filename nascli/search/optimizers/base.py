@@ -8,6 +8,7 @@ Shared pieces: SGD on w with a per-epoch cosine learning rate
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from typing import Any
@@ -62,16 +63,41 @@ class StepStats:
         self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
 
 
+class StepHooks:
+    """Named hooks a component attaches to a search optimizer (:meth:`SearchOptimizer.attach`). Every
+    optimizer calls them, whatever its update rule, because :meth:`SearchOptimizer.step` does:
+
+    ``before_step(train_batch) -> train_batch``: may transform the step's training batch (DAAS augmentation);
+    ``on_loss(prefix, loss)``: sees every reported loss of the step (prefix ``train`` or ``val``, detached);
+    ``after_step()``: after all updates of the step.
+    """
+
+    def before_step(self, batch: "Batch") -> "Batch":
+        return batch
+
+    def on_loss(self, prefix: str, loss: torch.Tensor) -> None:
+        """Called with each reported loss."""
+
+    def after_step(self) -> None:
+        """Called once the step's updates are done."""
+
+
 class SearchOptimizer(ABC):
-    """Owns the weight optimizer (SGD) and the architecture optimizer (Adam) of one search."""
+    """Owns the weight optimizer (SGD) and the architecture optimizer (Adam) of one search.
+
+    Subclasses implement :meth:`update` (the update rule of one step); :meth:`step` wraps it with the
+    attached components' hooks (:class:`StepHooks`). The config keys an optimizer accepts are exactly its
+    constructor's keyword arguments (nascli/search/options.py)."""
 
     #: whether the step consumes a batch from the architecture (validation) split
     uses_arch_batches: bool = True
+    #: whether each update averages K sampled paths (needs a mixer that samples paths to mean anything)
+    multi_path: bool = False
 
     def __init__(self, supernet, *, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
                  nesterov: bool = False, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                  arch_lr: float = 3e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
-                 arch_weight_decay: float = 1e-3, arch_start_epoch: int = 0, device=None, **_: Any):
+                 arch_weight_decay: float = 1e-3, arch_start_epoch: int = 0, device=None):
         self.net = supernet
         self.weights = supernet.weight_parameters()
         self.arch = supernet.arch_parameters()
@@ -85,6 +111,11 @@ class SearchOptimizer(ABC):
         self.a_opt = torch.optim.Adam(self.arch, lr=arch_lr, betas=tuple(arch_betas), weight_decay=arch_weight_decay)
         self.arch_enabled = True
         self.stats = StepStats()
+        self.hooks: list[StepHooks] = []
+
+    def attach(self, hooks: StepHooks) -> None:
+        """Register a component's step hooks (called in attachment order)."""
+        self.hooks.append(hooks)
 
     # ------------------------------------------------------------------ schedule
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
@@ -97,13 +128,17 @@ class SearchOptimizer(ABC):
         return self.w_opt.param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ pieces
-    def loss(self, batch: Batch, prefix: str | None = None) -> torch.Tensor:
+    def loss(self, batch: Batch, prefix: str | None = None, *, full_precision: bool = False) -> torch.Tensor:
+        """Cross-entropy of the supernet on ``batch``; a ``prefix`` (``train``/``val``) reports it to the step
+        statistics and the ``on_loss`` hooks. ``full_precision`` runs without autocast (fp32)."""
         x, y = batch
-        with autocast(self.device):
+        with contextlib.nullcontext() if full_precision else autocast(self.device):
             logits = self.net(x)
             loss = F.cross_entropy(upcast(logits), y)
         if prefix:
             self.stats.add(prefix, logits, y, loss)
+            for h in self.hooks:
+                h.on_loss(prefix, loss.detach())
         return loss
 
     def weight_step(self, batch: Batch) -> None:
@@ -122,9 +157,17 @@ class SearchOptimizer(ABC):
             self.loss(batch, "val").backward()
         self.a_opt.step()
 
-    @abstractmethod
     def step(self, train_batch: Batch, arch_batch: Batch | None) -> None:
-        """One search step."""
+        """One search step: the hooks' ``before_step`` on the training batch, :meth:`update`, ``after_step``."""
+        for h in self.hooks:
+            train_batch = h.before_step(train_batch)
+        self.update(train_batch, arch_batch)
+        for h in self.hooks:
+            h.after_step()
+
+    @abstractmethod
+    def update(self, train_batch: Batch, arch_batch: Batch | None) -> None:
+        """The optimizer's update rule for one step."""
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -8,7 +8,10 @@
     g_alpha = dL_val(w', alpha)/dalpha - xi * [dL_train(w+, alpha)/dalpha - dL_train(w-, alpha)/dalpha] / (2 eps)
     w+- = w +- eps * v,  v = dL_val(w', alpha)/dw',  eps = 0.01 / ||v||_2
 with xi = the current weight learning rate, m the SGD momentum buffer, mu the momentum and lambda
-the weight decay. BatchNorm running statistics touched by the extra forwards are restored.
+the weight decay. BatchNorm running statistics touched by the extra forwards are restored. The whole
+unrolled gradient runs in fp32, never under autocast: the finite-difference perturbation eps * v (about
+1e-5 per weight) is below bf16 resolution. Architecture parameters that a sampled path does not use
+(GDAS, ROME) get a zero gradient from that term.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ class BilevelOptimizer(SearchOptimizer):
     def arch_step(self, train_batch: Batch, arch_batch: Batch) -> None:
         self.first_order_arch_step(arch_batch)
 
-    def step(self, train_batch: Batch, arch_batch: Batch | None) -> None:
+    def update(self, train_batch: Batch, arch_batch: Batch | None) -> None:
         do_arch = self.arch_enabled and arch_batch is not None and self.arch
         if self.order == "arch_first" and do_arch:
             self.arch_step(train_batch, arch_batch)
@@ -58,24 +61,29 @@ class UnrolledBilevelOptimizer(BilevelOptimizer):
         buffers = self._buffers()
         saved_buffers = [b.detach().clone() for b in buffers]
         with frozen(self.arch):
-            g_train = torch.autograd.grad(self.loss(train_batch), self.weights)
+            g_train = torch.autograd.grad(self.loss(train_batch, full_precision=True), self.weights,
+                                          allow_unused=True)
         with torch.no_grad():
             for p, g in zip(self.weights, g_train):
                 buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
-                step = g + self.weight_decay * p
+                step = self.weight_decay * p if g is None else g + self.weight_decay * p
                 if buf is not None:
                     step = step + self.momentum * buf
                 p.sub_(xi * step)
-        grads = torch.autograd.grad(self.loss(arch_batch, "val"), self.arch + self.weights)
+        grads = _zeros_for_unused(torch.autograd.grad(self.loss(arch_batch, "val", full_precision=True),
+                                                      self.arch + self.weights, allow_unused=True),
+                                  self.arch + self.weights)
         g_alpha, v = list(grads[: len(self.arch)]), grads[len(self.arch):]
-        eps = self.fd_radius / torch.sqrt(sum((g ** 2).sum() for g in v))
+        eps = self.fd_radius / torch.sqrt(sum((g ** 2).sum() for g in v)).clamp_min(1e-12)
         diffs = []
         for sign in (1.0, -1.0):
             with torch.no_grad():
                 for p, p0, g in zip(self.weights, w0, v):
                     p.copy_(p0 + sign * eps * g)
             with frozen(self.weights):
-                diffs.append(torch.autograd.grad(self.loss(train_batch), self.arch))
+                diffs.append(_zeros_for_unused(
+                    torch.autograd.grad(self.loss(train_batch, full_precision=True), self.arch, allow_unused=True),
+                    self.arch))
         with torch.no_grad():
             for p, p0 in zip(self.weights, w0):
                 p.copy_(p0)
@@ -89,3 +97,8 @@ class UnrolledBilevelOptimizer(BilevelOptimizer):
         for p, g in zip(self.arch, grads):
             p.grad = g.detach()
         self.a_opt.step()
+
+
+def _zeros_for_unused(grads: tuple, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``torch.autograd.grad(..., allow_unused=True)`` results with ``None`` replaced by zeros."""
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]

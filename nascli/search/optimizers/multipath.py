@@ -28,6 +28,7 @@ REDUCTIONS = ("sum", "mean")
 
 @SEARCH_OPTIMIZERS.register("multipath")
 class MultiPathOptimizer(BilevelOptimizer):
+    multi_path = True
     def __init__(self, supernet, *, num_paths: int = 7, weight_reduction: str = "sum",
                  arch_reduction: str = "mean", **kw: Any):
         super().__init__(supernet, **kw)

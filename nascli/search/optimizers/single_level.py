@@ -23,7 +23,7 @@ class SingleLevelOptimizer(SearchOptimizer):
             raise ValueError(f"unknown single_level.data {data!r}; valid choices: {', '.join(DATA_CHOICES)}")
         self.data = data
 
-    def step(self, train_batch: Batch, arch_batch: Batch | None = None) -> None:
+    def update(self, train_batch: Batch, arch_batch: Batch | None = None) -> None:
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         if self.arch_enabled:

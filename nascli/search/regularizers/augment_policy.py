@@ -10,16 +10,17 @@ Policy parameters (owned here, with their own Adam optimizer, baseline and RNG):
     m  (15,)   magnitudes in [0, 1] (clipped after every update)
 
 Each search step:
-1. **act** (around the optimizer's weight step): every image of the training batch draws a sub-policy
+1. **act** (the optimizer's ``before_step`` hook, so it applies to every optimizer): every image of the training batch draws a sub-policy
    s_i ~ softmax(pi) and fire flags f_i ~ Bernoulli(p) for its two ops; each op k uses the magnitude
    m'_k = clip(m_k + sigma * N(0, 1), 0, 1) (Gaussian exploration, ``magnitude_std`` sigma; 0 freezes m).
    The batch is de-normalised to [0, 1], augmented after the stream's crop/flip, re-normalised, and the
    weights are trained on it.
 2. **reward**: R = -L_val(w, alpha), the validation loss the optimizer computes in its architecture step
    of the same step (after the weight update with the default weights-first order; the mean over the K
-   paths with optimizer=multipath). Steps without an architecture step (warm-up, single_level) make no
-   policy update.
-3. **update** (REINFORCE with a moving-average baseline b, momentum ``baseline_momentum`` 0.9):
+   paths with optimizer=multipath), seen through the ``on_loss`` hook. Steps without an architecture step
+   (warm-up) make no policy update; an optimizer without validation loss (single_level) is refused when
+   the search is composed (``needs_validation_loss``).
+3. **update** (``after_step`` hook; REINFORCE with a moving-average baseline b, momentum ``baseline_momentum`` 0.9):
        J = (R - b) * [ mean_i log softmax(pi)_{s_i} + mean_i sum_slots log Bern(f; p)
                        + sum_{k applied} log N(m'_k; m_k, sigma^2) ]
    gradient ascent on J (Adam on -J), then b <- mu b + (1 - mu) R; b starts at the first reward, so
@@ -106,12 +107,15 @@ def reinforce_update(params: PolicyParameters, optimizer: torch.optim.Optimizer,
 @COMPONENTS.register("augment_policy")
 class AugmentPolicySearch(Component):
     """Owns the policy parameters, their Adam optimizer, the reward baseline and the sampling RNG, and
-    hooks the optimizer's weight step (augmentation) and loss (reward); see the module docstring."""
+    uses the optimizer's step hooks (augmentation before the step, reward from the validation loss, update
+    after the step); see the module docstring."""
+
+    needs_validation_loss = True  # the reward is -L_val of the step
 
     def __init__(self, supernet, optimizer, *, dataset: str, lr: float = 5e-3,
                  betas: tuple[float, float] = (0.5, 0.999), baseline_momentum: float = 0.9,
                  magnitude_std: float = 0.1, init_apply_prob: float = 0.5, init_magnitude: float = 0.5,
-                 seed: int | None = None, **_: Any):
+                 seed: int | None = None):
         super().__init__(supernet, optimizer)
         self.dataset = str(dataset)
         self.device = optimizer.device
@@ -128,23 +132,16 @@ class AugmentPolicySearch(Component):
         self._info = None
         self._actions: PolicyActions | None = None
         self._val_losses: list[torch.Tensor] = []
-        self._install(optimizer)
 
-    # ----------------------------------------------------------------- hooks into the optimizer
-    def _install(self, optimizer) -> None:
-        weight_step, loss = optimizer.weight_step, optimizer.loss
+    # ----------------------------------------------------------------- step hooks (StepHooks)
+    def before_step(self, batch):
+        """The step's training batch, augmented by this step's sampled actions."""
+        return self.augment(batch)
 
-        def augmented_weight_step(batch):
-            return weight_step(self.augment(batch))
-
-        def recording_loss(batch, prefix=None):
-            out = loss(batch, prefix)
-            if prefix == "val":
-                self._val_losses.append(out.detach())
-            return out
-
-        optimizer.weight_step = augmented_weight_step
-        optimizer.loss = recording_loss
+    def on_loss(self, prefix: str, loss: torch.Tensor) -> None:
+        """Record the validation losses of the step (the reward)."""
+        if prefix == "val":
+            self._val_losses.append(loss)
 
     def _dataset_info(self, x: torch.Tensor):
         if self._info is None:
@@ -164,7 +161,9 @@ class AugmentPolicySearch(Component):
         x01 = apply_actions(denormalize(x, info), self._actions, self.generator)
         return normalize_float(x01, info).to(x.dtype), y
 
-    def on_step_end(self, epoch: int, step: int) -> None:
+    def after_step(self) -> None:
+        """REINFORCE update of the policy from this step's reward (none when no validation loss was
+        computed, e.g. during an architecture warm-up)."""
         if self._actions is None or not self._val_losses:
             self._actions = None
             return

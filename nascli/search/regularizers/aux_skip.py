@@ -2,8 +2,8 @@
 
 Every mixed edge of a DARTS- supernet computes
     o_bar(x) = sum_o softmax(alpha)_o * o(x) + beta_t * aux(x)
-with aux = Identity (FactorizedReduce on stride-2 edges) outside the softmax; the supernets implement
-the term when ``SupernetOptions.aux_skip`` is true and scale it by their buffer ``aux_skip_coef``.
+with aux = Identity (FactorizedReduce on stride-2 edges) outside the softmax: the ``aux_skip`` edge part
+(nascli/search/edge_parts/aux_skip.py) adds the term, scaled by its buffer ``coef``.
 This component owns beta_t and writes it into that buffer at the start of every epoch e (0-indexed),
 following Meituan-AutoML/DARTS-@adb81a8 ``src/utils.py`` ``DecayScheduler.step(epoch)``:
 
@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from nascli.errors import IncompatibleError
 from nascli.registry import Registry
 from nascli.search.components import COMPONENTS, Component
 
@@ -67,7 +68,7 @@ class AuxSkipDecay(Component):
     """Schedules the DARTS- auxiliary skip coefficient (module docstring) and writes it to the supernet."""
 
     def __init__(self, supernet, optimizer, *, schedule: str = "linear", beta0: float = 1.0, T_start: int = 0,
-                 T_max: int | None = None, T_stop: int | None = None, **_: Any):
+                 T_max: int | None = None, T_stop: int | None = None):
         super().__init__(supernet, optimizer)
         self.decay = DECAYS.get(schedule)
         self.schedule = schedule
@@ -75,10 +76,12 @@ class AuxSkipDecay(Component):
         self.t_start = int(T_start)
         self.t_max = None if T_max is None else int(T_max)
         self.t_stop = None if T_stop is None else int(T_stop)
+        self.part = None
         if supernet is not None:
-            if not getattr(supernet, "aux_skip", False) or not hasattr(supernet, "aux_skip_coef"):
-                raise ValueError("component aux_skip_decay needs a supernet with the auxiliary skip: "
-                                 "set method.supernet.aux_skip=true")
+            self.part = supernet.edge_part("aux_skip")
+            if self.part is None:
+                raise IncompatibleError("component aux_skip_decay schedules the auxiliary skip, but the supernet "
+                                        "has no aux_skip edge part: add {name: aux_skip} to method.edge_parts")
         self.beta = self.beta0
         self._write()
 
@@ -99,9 +102,9 @@ class AuxSkipDecay(Component):
         self._write()
 
     def _write(self) -> None:
-        if self.supernet is not None:
+        if self.part is not None:
             with torch.no_grad():
-                self.supernet.aux_skip_coef.fill_(self.beta)
+                self.part.coef.fill_(self.beta)
 
     def values(self) -> dict[str, float]:
         return {"aux_skip_beta": self.beta}

@@ -7,13 +7,12 @@ ranks edges) through ``Mixer.selection_scores``.
 """
 from __future__ import annotations
 
-from typing import Any
 
 from nascli.search.selection.base import SELECTIONS, SelectionContext, SelectionResult
 
 
 @SELECTIONS.register("magnitude")
-def select_by_magnitude(ctx: SelectionContext, **_: Any) -> SelectionResult:
+def select_by_magnitude(ctx: SelectionContext) -> SelectionResult:
     op_scores, edge_scores = ctx.supernet.mixer.selection_scores()
     arch = ctx.space.discretize(op_scores, edge_scores, rule=ctx.rule)
     scores = {ct: s.detach().cpu().tolist() for ct, s in op_scores.items()}

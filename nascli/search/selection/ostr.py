@@ -35,7 +35,7 @@ def _score_edge(probe: SupernetProbe, base: float, ct: str, e: int, ops: list[in
 
 @SELECTIONS.register("ostr")
 def select_by_strength(ctx: SelectionContext, num_batches: int = 4, bn: str = "batch", order: str = "sequential",
-                       finetune_steps: int = 0, finetune_lr: float = 0.0025, **_: Any) -> SelectionResult:
+                       finetune_steps: int = 0, finetune_lr: float = 0.0025) -> SelectionResult:
     """Choose every edge's op by operation strength (module docstring)."""
     if order not in ORDERS:
         raise ValueError(f"unknown ostr order {order!r}; valid choices: {', '.join(ORDERS)}")

@@ -42,8 +42,7 @@ def edge_order(space, seed: int) -> list[tuple[str, int]]:
 
 @SELECTIONS.register("perturbation")
 def select_by_perturbation(ctx: SelectionContext, num_batches: int = 4, crit: str = "acc", bn: str = "batch",
-                           seed: int = 0, finetune_steps: int = 0, finetune_lr: float = 0.0025,
-                           **_: Any) -> SelectionResult:
+                           seed: int = 0, finetune_steps: int = 0, finetune_lr: float = 0.0025) -> SelectionResult:
     """Keep, edge by edge, the op whose removal hurts most (module docstring)."""
     if crit not in CRITERIA:
         raise ValueError(f"unknown perturbation crit {crit!r}; valid choices: {', '.join(CRITERIA)}")

@@ -4,6 +4,9 @@ A probing criterion evaluates the trained supernet on a few fixed validation bat
 interventions (``fix_edge`` / ``mask_op``; see search/mixers/base.py), so it works with every mixer.
 :class:`SupernetProbe` owns that protocol:
 
+* one fixed path: the mixer's :meth:`~nascli.search.mixers.base.Mixer.held_path` is held for the whole
+  probe, so a sampling mixer (GDAS, ROME, DAAS) evaluates its most likely path (argmax) under every
+  intervention instead of a fresh sample per forward, and score differences are not sampling noise;
 * no gradients; every module in eval mode except BatchNorm, which uses batch statistics when
   ``bn='batch'`` (replacing an op shifts the feature statistics) or its running statistics when
   ``bn='running'``;
@@ -86,11 +89,14 @@ class SupernetProbe:
         self._modes = {m: m.training for m in self.net.modules()}
         self._grad = torch.is_grad_enabled()
         self.mixer.clear_interventions()
+        self._held = self.mixer.held_path()
+        self._held.__enter__()
         self._set_modes()
         torch.set_grad_enabled(False)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._held.__exit__(None, None, None)
         torch.set_grad_enabled(self._grad)
         self.mixer.clear_interventions()
         self.net.load_state_dict(self._state)

@@ -11,7 +11,7 @@ docs/SPEED.md):
   forward kernels);
 * per source node, work that every outgoing edge repeats is done once: ReLU(x) (read by sep/dil convs
   and FactorizedReduce), its even/odd subsamples (stride-2 dil convs and FactorizedReduce), max/avg
-  pooling, the PC-DARTS bypass and -- in training mode, where the BatchNorm after a pool only uses the
+  pooling and -- in training mode, where the BatchNorm after a pool only uses the
   batch statistics of that same pooled tensor -- the pool's BN normalisation (each edge's running
   statistics still get their own update);
 * the mixing coefficient w[e, o] (times edge_scale) of an op that ends in a non-affine BatchNorm is
@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nascli.search.mixers.base import EdgeWeights
-from nascli.spaces.base import Edge, SupernetOptions
+from collections.abc import Sequence
+
+from nascli.spaces.base import Edge
 from nascli.spaces.darts.search_cells import NONE, OP_INDEX, SearchCellBase, build_edge_ops
+from nascli.spaces.edge import EdgePartSpec, EdgeWeights
 from nascli.spaces.darts.search_conv import depthwise_conv, use_fast_backward
 
 CL = torch.channels_last
@@ -92,15 +94,6 @@ def _repeat_running_update(first: nn.BatchNorm2d, before: tuple[torch.Tensor, to
         bn.running_var.mul_(1 - f).add_(f * var)
 
 
-def shuffle_into(mixed: torch.Tensor, rest: torch.Tensor, K: int) -> torch.Tensor:
-    """channel_shuffle(cat[mixed, rest], K) (PC-DARTS) in one channels-last copy: output channel
-    j*K + g is channel j of group g, group 0 = ``mixed``, groups 1..K-1 = the C/K-chunks of ``rest``."""
-    B, c, h, w = mixed.shape
-    parts = [mixed, *rest.split(c, dim=1)]
-    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in parts], dim=-1)
-    return stacked.reshape(B, h, w, c * K).permute(0, 3, 1, 2)
-
-
 class _NodeFeatures:
     """What the edges leaving one node share, computed on first use."""
 
@@ -109,10 +102,10 @@ class _NodeFeatures:
 
     @cached_property
     def xo(self) -> torch.Tensor:
-        """The channels the ops see (the first C/K under partial channels)."""
-        if self.cell.K == 1:
-            return self.x
-        return self.x[:, : self.cell.c_op].contiguous(memory_format=CL)
+        """The channels the ops see (the edge parts' op input, e.g. the first C/K under partial channels)."""
+        if not self.cell.parts.narrows:
+            return self.cell.parts.op_input(self.x)
+        return self.cell.parts.op_input(self.x).contiguous(memory_format=CL)
 
     @cached_property
     def relu(self) -> torch.Tensor:
@@ -131,19 +124,6 @@ class _NodeFeatures:
             out = F.pad(out, (0, r.shape[3] % 2, 0, r.shape[2] % 2))
         return out.contiguous(memory_format=CL)
 
-    @cached_property
-    def full(self) -> "_NodeFeatures":
-        """Features of all C channels (the DARTS- auxiliary FactorizedReduce reads the whole node)."""
-        if self.cell.K == 1:
-            return self
-        return _NodeFeatures(self.cell.full_view, self.x, self.stride)
-
-    @cached_property
-    def bypass(self) -> torch.Tensor:
-        """PC-DARTS: the channels that skip the ops (max-pooled 2x2 on stride-2 edges)."""
-        rest = self.x[:, self.cell.c_op:]
-        return self.cell.bypass_pool(rest) if self.stride == 2 else rest
-
     def pooled(self, o: int) -> torch.Tensor:
         """max/avg pool (op index ``o``) of the op channels, once per node."""
         key = f"_pool{o}"
@@ -152,25 +132,19 @@ class _NodeFeatures:
         return self.__dict__[key]
 
 
-class _FullWidth:
-    """The few attributes _NodeFeatures reads, for features over all C channels."""
-
-    def __init__(self, cell: "FastSearchCell"):
-        self.K, self.c_op = 1, cell.C
-
-
 class FastSearchCell(SearchCellBase):
     """Fast DARTS search cell (module docstring); parameters identical to the reference cell."""
 
     memory_format = CL
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
-                 options: SupernetOptions, steps: int = 4, multiplier: int = 4):
-        super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, options, steps, multiplier)
+                 edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
+                 multiplier: int = 4):
+        super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, edge_parts, track_running_stats,
+                         steps, multiplier)
         self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
         self.outgoing: list[list[Edge]] = [[e for e in self.edge_list if e.src == j]
                                            for j in range(2 + steps - 1)]
-        self.full_view = _FullWidth(self)
         self._op_fns = {
             OP_INDEX["max_pool_3x3"]: self._pool, OP_INDEX["avg_pool_3x3"]: self._pool,
             OP_INDEX["skip_connect"]: self._skip,
@@ -224,25 +198,18 @@ class FastSearchCell(SearchCellBase):
         return p.scalars[e.index][o] * shared[o]
 
     # ----- edges and nodes --------------------------------------------------------------------------------
-    def _edge(self, e: Edge, f: _NodeFeatures, p: PreparedWeights, shared: dict,
-              aux_coef: torch.Tensor | None, shape) -> torch.Tensor | None:
+    def _edge(self, e: Edge, f: _NodeFeatures, p: PreparedWeights, shared: dict, shape) -> torch.Tensor | None:
+        """The edge formula of nascli/spaces/edge.py with edge_scale folded into the op coefficients, so the
+        parts scale only what they add themselves (``bypass_scale``); the passthrough is added per node."""
         terms = [self._op_fns[o](e, o, f, p, shared) for o in p.ops[e.index]]
         out = _sum(terms) if terms else None
-        if self.K > 1:
-            if out is None:
-                out = _zeros((shape[0], self.c_op, shape[2], shape[3]), f.x)
-            rest = f.bypass if p.scale is None else f.bypass * p.scale[e.index]
-            out = shuffle_into(out, rest, self.K)
-        if self.aux_skip and aux_coef is not None:
-            if e.stride == 1:
-                a = aux_coef * f.x
-            else:
-                a = self._factorized_reduce(self.aux[e.index], f.full, aux_coef.expand(self.C).contiguous())
+        out = self.parts.combine(out, f.x, e, shape, None if p.scale is None else p.scale[e.index])
+        a = self.parts.extra(f.x, e)
+        if a is not None:
             out = a if out is None else out + a
         return out
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights | PreparedWeights,
-                aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights | PreparedWeights) -> torch.Tensor:
         p = w if isinstance(w, PreparedWeights) else PreparedWeights(w)
         s0, s1 = self.preprocess(s0.contiguous(memory_format=CL), s1.contiguous(memory_format=CL))
         shape = self.out_shape(s1)
@@ -255,7 +222,7 @@ class FastSearchCell(SearchCellBase):
             f = _NodeFeatures(self, states[src], edges[0].stride)
             shared: dict = {"edges": edges}
             for e in edges:
-                out = self._edge(e, f, p, shared, aux_coef, shape)
+                out = self._edge(e, f, p, shared, shape)
                 if out is not None:
                     terms[e.dst].append(out)
                 if p.passthrough is not None:

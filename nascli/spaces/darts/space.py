@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,13 +29,28 @@ from torch import nn
 
 from nascli.errors import BadArchError, UnknownChoiceError
 from nascli.spaces import SPACES
-from nascli.spaces.base import Arch, Edge, SearchSpace, SupernetOptions
+from nascli.spaces.base import Arch, Edge, SearchSpace
 from nascli.spaces.darts.genotype import CELL_TYPES, NUM_INPUTS, DartsArch, arch_from_json, parse_genotype
 from nascli.spaces.darts.genotypes_published import get_published, is_published, published_names
 from nascli.spaces.darts.networks import NetworkCIFAR, NetworkImageNet
 from nascli.spaces.darts.ops import PRIMITIVES
 
 STEPS = 4  # intermediate nodes per cell
+
+
+def cell_graph(arch: DartsArch, cell_type: str) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """(nodes, (src, dst, op) edges) of one cell for drawing; concat edges into c_{k} have no op."""
+    pairs = list(getattr(arch, cell_type))
+    concat = list(getattr(arch, f"{cell_type}_concat"))
+    steps = len(pairs) // 2
+
+    def label(i: int) -> str:
+        return {0: "c_{k-2}", 1: "c_{k-1}"}.get(i, str(i - 2))
+
+    nodes = [label(i) for i in range(2 + steps)] + ["c_{k}"]
+    edges = [(label(src), label(2 + k // 2), op) for k, (op, src) in enumerate(pairs)]
+    edges += [(label(i), "c_{k}", "") for i in concat]
+    return nodes, edges
 RULES: tuple[str, ...] = ("default", "pairs")
 
 
@@ -169,13 +185,47 @@ class DartsSpace(SearchSpace):
         """Number of ``skip_connect`` ops in the normal cell (the DARTS collapse indicator)."""
         return sum(op == self.skip_op for op, _ in self._check(arch).normal)
 
+    # ----- what the commands ask ---------------------------------------------------------------------
+    def surrogate_estimate(self, arch: Arch) -> dict[str, Any]:
+        """``{"nb301": <predicted CIFAR-10 accuracy>}`` from the NAS-Bench-301 surrogate, or ``nb301: None``
+        with a note saying why (onnxruntime missing, or a cell the surrogate cannot encode)."""
+        from nascli.spaces.darts.nb301 import nb301_unavailable_note, predict_nb301
+        try:
+            pred = predict_nb301(self._check(arch))
+        except BadArchError as exc:  # e.g. a GDAS pair-rule cell with both inputs from one node
+            return {"nb301": None, "nb301_note": f"NB301 surrogate cannot score this cell: {exc}"}
+        return {"nb301": pred} if pred is not None else {"nb301": None, "nb301_note": nb301_unavailable_note()}
+
+    def draw(self, arch: Arch, directory: Path) -> list[Path]:
+        """``normal.png`` and ``reduce.png``: inputs c_{k-2}, c_{k-1}, intermediate nodes 0..3, output c_{k}
+        (the concat edges unlabelled)."""
+        from nascli.viz import draw_cell
+
+        written = []
+        for ct in CELL_TYPES:
+            nodes, edges = cell_graph(self._check(arch), ct)
+            path = Path(directory) / f"{ct}.png"
+            draw_cell(path, title=f"{ct} cell", nodes=nodes, edges=edges, inputs=["c_{k-2}", "c_{k-1}"],
+                      outputs=["c_{k}"])
+            written.append(path)
+        return written
+
+    def network_config(self, net_cfg: dict[str, Any], dataset: str, variants: dict[str, Any]) -> dict[str, Any]:
+        """On ImageNet the mobile-setting NetworkImageNet (``variants['imagenet_network']``), else ``net_cfg``."""
+        out = dict(net_cfg)
+        if dataset == "imagenet":
+            out.update(variants.get("imagenet_network") or {}, imagenet=True)
+        return out
+
     # ----- networks --------------------------------------------------------------------------------
-    def build_supernet(self, mixer: nn.Module, num_classes: int, in_channels: int,
-                       options: SupernetOptions, **space_cfg: Any):
-        """The DARTS search network (``space_cfg``: C, layers, steps, multiplier, stem_multiplier, impl);
-        see :mod:`nascli.spaces.darts.supernet`."""
+    def build_supernet(self, mixer: nn.Module, num_classes: int, in_channels: int, edge_parts=(), *,
+                       C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
+                       impl: str = "fast", track_running_stats: bool = True):
+        """The DARTS search network; see :mod:`nascli.spaces.darts.supernet`."""
         from nascli.spaces.darts.supernet import build_darts_supernet
-        return build_darts_supernet(self, mixer, num_classes, in_channels, options, **space_cfg)
+        return build_darts_supernet(self, mixer, num_classes, in_channels, edge_parts, C=C, layers=layers,
+                                    steps=steps, multiplier=multiplier, stem_multiplier=stem_multiplier, impl=impl,
+                                    track_running_stats=track_running_stats)
 
     def build_network(self, arch: Arch, num_classes: int, in_channels: int = 3, *,
                       C: int | None = None, layers: int | None = None, auxiliary: bool = True,

@@ -14,13 +14,15 @@ function with the same parameters; :func:`copy_reference_to_fast` gives a fast s
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from nascli.registry import Registry
-from nascli.spaces.base import Supernet, SupernetOptions
+from nascli.spaces.base import Supernet
+from nascli.spaces.edge import EdgePartSpec
 from nascli.spaces.darts.search_cells import ReferenceSearchCell, SearchCellBase
 from nascli.spaces.darts.search_fast import FastSearchCell, copy_reference_cell_to_fast
 
@@ -37,9 +39,9 @@ def reduction_layers(layers: int) -> tuple[int, int]:
 class DartsSupernet(Supernet):
     """Weight-sharing DARTS search network (module docstring)."""
 
-    def __init__(self, space, mixer: nn.Module, num_classes: int, in_channels: int, options: SupernetOptions,
-                 C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 impl: str = "fast"):
+    def __init__(self, space, mixer: nn.Module, num_classes: int, in_channels: int,
+                 edge_parts: Sequence[EdgePartSpec] = (), C: int = 16, layers: int = 8, steps: int = 4,
+                 multiplier: int = 4, stem_multiplier: int = 3, impl: str = "fast", track_running_stats: bool = True):
         super().__init__()
         if steps != 4 or multiplier != 4:
             raise ValueError(f"the DARTS space has 4 intermediate nodes, all concatenated; got steps={steps}, "
@@ -47,6 +49,7 @@ class DartsSupernet(Supernet):
         cell_cls = CELL_IMPLS.get(impl)
         self.cell_cls = cell_cls
         self.space, self.mixer, self.impl = space, mixer, impl
+        self.edge_part_specs = nn.ModuleList(edge_parts)
         self.C, self.layers = C, layers
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
@@ -58,32 +61,29 @@ class DartsSupernet(Supernet):
             reduction = i in reductions
             if reduction:
                 c_curr *= 2
-            cells.append(cell_cls(c_pp, c_p, c_curr, reduction, reduction_prev, options, steps, multiplier))
+            cells.append(cell_cls(c_pp, c_p, c_curr, reduction, reduction_prev, edge_parts, track_running_stats,
+                                  steps, multiplier))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.cells = nn.ModuleList(cells)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
-        # DARTS- coefficient of the auxiliary skip; the aux_skip_decay component writes it every epoch
-        self.register_buffer("aux_skip_coef", torch.tensor(1.0 if options.aux_skip else 0.0))
-        self.aux_skip = bool(options.aux_skip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = {ct: self.cell_cls.prepare(self.mixer.edge_weights(ct)) for ct in self.space.cell_types}
-        coef = self.aux_skip_coef if self.aux_skip else None
         if self.cell_cls.memory_format is not None:
             x = x.contiguous(memory_format=self.cell_cls.memory_format)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], coef)
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type])
         return self.classifier(self.global_pooling(s1).flatten(1))
 
 
-def build_darts_supernet(space, mixer: nn.Module, num_classes: int, in_channels: int, options: SupernetOptions,
-                         **space_cfg: Any) -> DartsSupernet:
+def build_darts_supernet(space, mixer: nn.Module, num_classes: int, in_channels: int,
+                         edge_parts: Sequence[EdgePartSpec] = (), **space_cfg: Any) -> DartsSupernet:
     """What ``DartsSpace.build_supernet`` returns: ``space_cfg`` = C, layers, steps, multiplier,
-    stem_multiplier, impl (``fast`` | ``reference``)."""
-    return DartsSupernet(space, mixer, num_classes, in_channels, options, **space_cfg)
+    stem_multiplier, impl (``fast`` | ``reference``), track_running_stats."""
+    return DartsSupernet(space, mixer, num_classes, in_channels, edge_parts, **space_cfg)
 
 
 @torch.no_grad()
@@ -94,6 +94,6 @@ def copy_reference_to_fast(reference: DartsSupernet, fast: DartsSupernet) -> Non
     fast.mixer.load_state_dict(reference.mixer.state_dict())
     fast.stem.load_state_dict(reference.stem.state_dict())
     fast.classifier.load_state_dict(reference.classifier.state_dict())
-    fast.aux_skip_coef.copy_(reference.aux_skip_coef)
+    fast.edge_part_specs.load_state_dict(reference.edge_part_specs.state_dict())
     for ref_cell, fast_cell in zip(reference.cells, fast.cells):
         copy_reference_cell_to_fast(ref_cell, fast_cell)

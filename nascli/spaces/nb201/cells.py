@@ -1,8 +1,9 @@
 """NB201 search cells: the fast node-batched cell and the plain reference cell.
 
-Both compute, for edge e = (j -> i) and the mixer's EdgeWeights w (see search/mixers/base.py),
+Both compute, for edge e = (j -> i), the mixer's EdgeWeights w and the method's edge parts (the formula of
+nascli/spaces/edge.py),
 
-    out_e = scale_e * shuffle(cat[sum_o w[e,o] * op_o(x_j[:C/K]), x_j[C/K:]]) + passthrough_e + beta_t * x_j
+    out_e = scale_e * parts.combine(sum_o w[e,o] * op_o(parts.op_input(x_j))) + passthrough_e + parts.extra(x_j)
     node_i = sum_{j<i} out_e
 
 ``none`` is never computed. The fast cell batches, per source node j, the 1x1 convs of all edges
@@ -11,13 +12,16 @@ the average pool once per node (it has no parameters, and every edge leaving j r
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nascli.search.mixers.base import EdgeWeights, sum_edge_outputs
+from nascli.spaces.base import Edge
+from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, sum_edge_outputs
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
-from nascli.spaces.nb201.ops import avg_pool_3x3, channel_shuffle, op_module
+from nascli.spaces.nb201.ops import avg_pool_3x3, op_module
 
 OP_INDEX = {name: k for k, name in enumerate(NB201_OPS)}
 NONE = OP_INDEX["none"]
@@ -29,29 +33,20 @@ def _outgoing(src: int) -> list[int]:
     return [k for k, (s, _) in enumerate(NB201_EDGES) if s == src]
 
 
-class _SearchCellBase(nn.Module):
-    def __init__(self, C: int, partial_channels: int, aux_skip: bool):
-        super().__init__()
-        if C % partial_channels:
-            raise ValueError(f"partial_channels={partial_channels} must divide C={C}")
-        self.C, self.K = C, partial_channels
-        self.c_op = C // partial_channels
-        self.aux_skip = aux_skip
+EDGES = tuple(Edge("cell", k, src, dst, 1) for k, (src, dst) in enumerate(NB201_EDGES))
 
-    def _finish_edge(self, mixed, x, e: int, w: EdgeWeights, aux_coef: torch.Tensor | None):
-        """Apply partial-channel bypass, edge scale, passthrough and the auxiliary skip to one edge."""
-        out = mixed
-        if self.K > 1:
-            if out is None:
-                out = torch.zeros_like(x[:, : self.c_op])
-            out = channel_shuffle(torch.cat([out, x[:, self.c_op:]], dim=1), self.K)
-        if w.edge_scale is not None and out is not None:
-            out = out * w.edge_scale[e]
-        if w.passthrough is not None:
-            out = w.passthrough[e] if out is None else out + w.passthrough[e]
-        if self.aux_skip and aux_coef is not None:
-            out = aux_coef * x if out is None else out + aux_coef * x
-        return out
+
+def _skip(channels: int, stride: int) -> nn.Module:
+    """NB201's skip op for the edge parts (every cell edge has stride 1)."""
+    return nn.Identity()
+
+
+class _SearchCellBase(nn.Module):
+    def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec], track_running_stats: bool):
+        super().__init__()
+        self.C = C
+        self.parts = EdgeParts(edge_parts, CellEdges(EDGES, C, _skip, track_running_stats))
+        self.c_op = self.parts.width
 
     @staticmethod
     def _sum(terms, like: torch.Tensor) -> torch.Tensor:
@@ -61,8 +56,8 @@ class _SearchCellBase(nn.Module):
 class FastSearchCell(_SearchCellBase):
     """Node-batched NB201 search cell (see module docstring)."""
 
-    def __init__(self, C: int, track_running_stats: bool = True, partial_channels: int = 1, aux_skip: bool = False):
-        super().__init__(C, partial_channels, aux_skip)
+    def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
+        super().__init__(C, edge_parts, track_running_stats)
         c = self.c_op
         self.conv1 = nn.ModuleList()
         self.conv3 = nn.ModuleList()
@@ -98,7 +93,7 @@ class FastSearchCell(_SearchCellBase):
     def _node_outputs(self, src: int, x: torch.Tensor, w: EdgeWeights) -> dict[int, dict[int, torch.Tensor]]:
         """op outputs (op index -> tensor) for every edge leaving ``src`` (keyed by alpha row)."""
         rows = _outgoing(src)
-        xo = x[:, : self.c_op] if self.K > 1 else x
+        xo = self.parts.op_input(x)
         need = {e: w.ops_of(e, NONE) for e in rows}
         outs: dict[int, dict[int, torch.Tensor]] = {e: {} for e in rows}
         if any(OP_INDEX[k] in ops for ops in need.values() for k in CONV_OPS):
@@ -119,7 +114,7 @@ class FastSearchCell(_SearchCellBase):
                 outs[e][OP_INDEX["skip_connect"]] = xo
         return outs
 
-    def forward(self, x: torch.Tensor, w: EdgeWeights, aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: EdgeWeights) -> torch.Tensor:
         nodes = [x]
         incoming: dict[int, list] = {i: [] for i in range(1, NUM_NODES)}
         for src in range(NUM_NODES - 1):
@@ -129,7 +124,7 @@ class FastSearchCell(_SearchCellBase):
                 for o, y in ops.items():
                     t = w.weights[e, o] * y
                     mixed = t if mixed is None else mixed + t
-                incoming[NB201_EDGES[e][1]].append(self._finish_edge(mixed, xs, e, w, aux_coef))
+                incoming[NB201_EDGES[e][1]].append(self.parts.finish(mixed, xs, EDGES[e], w, x.shape))
             nodes.append(self._sum(incoming[src + 1], x))
         return nodes[-1]
 
@@ -137,14 +132,14 @@ class FastSearchCell(_SearchCellBase):
 class ReferenceSearchCell(_SearchCellBase):
     """Plain NB201 search cell: one module per op per edge, summed with the mixer's weights."""
 
-    def __init__(self, C: int, track_running_stats: bool = True, partial_channels: int = 1, aux_skip: bool = False):
-        super().__init__(C, partial_channels, aux_skip)
+    def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
+        super().__init__(C, edge_parts, track_running_stats)
         self.edges = nn.ModuleList(
             nn.ModuleList(op_module(name, self.c_op, False, track_running_stats) or nn.Identity()
                           for name in NB201_OPS)
             for _ in NB201_EDGES)
 
-    def forward(self, x: torch.Tensor, w: EdgeWeights, aux_coef: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: EdgeWeights) -> torch.Tensor:
         nodes = [x]
         for i in range(1, NUM_NODES):
             terms = []
@@ -152,12 +147,12 @@ class ReferenceSearchCell(_SearchCellBase):
                 if dst != i:
                     continue
                 xs = nodes[src]
-                xo = xs[:, : self.c_op] if self.K > 1 else xs
+                xo = self.parts.op_input(xs)
                 mixed = None
                 for o in w.ops_of(e, NONE):
                     t = w.weights[e, o] * self.edges[e][o](xo)
                     mixed = t if mixed is None else mixed + t
-                terms.append(self._finish_edge(mixed, xs, e, w, aux_coef))
+                terms.append(self.parts.finish(mixed, xs, EDGES[e], w, x.shape))
             nodes.append(self._sum(terms, x))
         return nodes[-1]
 

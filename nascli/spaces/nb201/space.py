@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from nascli.errors import BadArchError
 from nascli.spaces import SPACES
-from nascli.spaces.base import Edge, SearchSpace, SupernetOptions
-from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NB201Arch, parse_nb201
+from nascli.spaces.base import Edge, SearchSpace
+from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES, NB201Arch, parse_nb201
 
 
 @SPACES.register("nb201")
@@ -21,10 +22,11 @@ class NB201Space(SearchSpace):
     def edges(self, cell_type: str = "cell") -> list[Edge]:
         return [Edge("cell", k, s, d, 1) for k, (s, d) in enumerate(NB201_EDGES)]
 
-    def build_supernet(self, mixer, num_classes: int, in_channels: int, options: SupernetOptions,
-                       C: int = 16, N: int = 5, impl: str = "fast", **_: Any):
+    def build_supernet(self, mixer, num_classes: int, in_channels: int, edge_parts=(), *, C: int = 16, N: int = 5,
+                       impl: str = "fast", track_running_stats: bool = True):
         from nascli.spaces.nb201.supernet import NB201Supernet
-        return NB201Supernet(self, mixer, num_classes, in_channels, options, C=C, N=N, impl=impl)
+        return NB201Supernet(self, mixer, num_classes, in_channels, edge_parts, C=C, N=N, impl=impl,
+                             track_running_stats=track_running_stats)
 
     def build_network(self, arch, num_classes: int, in_channels: int = 3, C: int = 16, N: int = 5, **_: Any):
         from nascli.spaces.nb201.network import NB201Network
@@ -60,3 +62,19 @@ class NB201Space(SearchSpace):
 
     def skip_count(self, arch: NB201Arch) -> int:
         return sum(op == "skip_connect" for op in arch.ops)
+
+    def ground_truth(self, arch: NB201Arch, dataset: str) -> dict[str, Any] | None:
+        """The NAS-Bench-201 table's accuracies of ``arch`` on ``dataset`` (None for datasets it lacks)."""
+        from nascli.bench.nb201_table import lookup
+        return lookup(arch.to_string(), dataset)
+
+    def draw(self, arch: NB201Arch, directory: Path) -> list[Path]:
+        """``cell.png``: nodes 0..3 (0 the input, 3 the output), ``none`` edges omitted."""
+        from nascli.viz import draw_cell
+
+        nodes = [str(i) for i in range(NUM_NODES)]
+        edges = [(str(s), str(d), op) for s, d, op in arch.edges() if op != "none"]
+        path = Path(directory) / "cell.png"
+        draw_cell(path, title="NB201 cell", nodes=nodes, edges=edges, inputs=[nodes[0]], outputs=[nodes[-1]],
+                  rank={n: i for i, n in enumerate(nodes)})
+        return [path]

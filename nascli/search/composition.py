@@ -1,0 +1,134 @@
+"""Whether a composed search config can run: declared option keys, and the rules between axes.
+
+:func:`check_search_config` looks only at the config and the registered classes (no model, no data), so
+``nas search`` refuses a bad combination before anything is built or written:
+
+* every option node (``method.mixer``, ``method.edge_parts``, ``method.components``, ``method.supernet``,
+  ``optimizer``, ``selection``) holds only keys its class or function declares (nascli/search/options.py);
+* every rule of :data:`COMPOSITION_RULES` holds; a rule returns ``None`` or the one-line reason naming the
+  axes that conflict and why.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nascli.errors import IncompatibleError
+from nascli.registry import Registry
+from nascli.search.options import accepted_options, check_options
+
+
+@dataclass(frozen=True)
+class Composition:
+    """The classes a search config picks, with their option dicts (``name`` removed)."""
+
+    method: str
+    space: Any
+    mixer: type
+    mixer_name: str
+    mixer_options: dict[str, Any]
+    optimizer: type
+    optimizer_name: str
+    optimizer_options: dict[str, Any]
+    components: tuple[tuple[str, type, dict[str, Any]], ...]
+    selection: str
+
+
+COMPOSITION_RULES: Registry[Callable[[Composition], str | None]] = Registry("composition rule")
+
+
+@COMPOSITION_RULES.register("validation_loss")
+def _needs_validation_loss(c: Composition) -> str | None:
+    """A component that reads the validation loss needs an optimizer that computes one."""
+    for name, cls, _ in c.components:
+        if getattr(cls, "needs_validation_loss", False) and not c.optimizer.uses_arch_batches:
+            return (f"method {c.method} (component {name}) needs a validation loss each step, and optimizer "
+                    f"{c.optimizer_name} computes none (it uses no architecture split); use an optimizer with "
+                    f"an architecture step: {', '.join(_bilevel_optimizers())}")
+    return None
+
+
+@COMPOSITION_RULES.register("sampled_paths")
+def _multi_path_needs_sampling(c: Composition) -> str | None:
+    """K-path accumulation only means something when each forward samples a path."""
+    if c.optimizer.multi_path and not c.mixer.samples_paths:
+        return (f"optimizer {c.optimizer_name} accumulates K sampled paths, but method {c.method}'s mixer "
+                f"{c.mixer_name} mixes every op deterministically (all K paths would be "
+                f"identical); use optimizer=bilevel or a sampling method (gdas, rome, daas)")
+    return None
+
+
+@COMPOSITION_RULES.register("strict_fair")
+def _strict_fair_needs_paths(c: Composition) -> str | None:
+    """Strict fair sampling schedules ops over the K paths of a multi-path optimizer."""
+    if c.mixer_options.get("strict_fair") and not c.optimizer.multi_path:
+        return (f"method.mixer.strict_fair=true schedules ops over the K paths of optimizer=multipath; "
+                f"optimizer {c.optimizer_name} runs one path per update")
+    return None
+
+
+def _bilevel_optimizers() -> list[str]:
+    from nascli.search.optimizers import SEARCH_OPTIMIZERS
+    return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _named(node: Any, where: str) -> tuple[str, dict[str, Any]]:
+    opts = dict(_plain(node) or {})
+    if "name" not in opts:
+        raise IncompatibleError(f"{where} needs a name")
+    return str(opts.pop("name")), opts
+
+
+def composition(cfg: DictConfig) -> Composition:
+    """The classes and options of a search config, with every option key checked against its declaration."""
+    from nascli.search.components import COMPONENTS, _load_all as load_components
+    from nascli.search.edge_parts import EDGE_PARTS, _load_all as load_parts
+    from nascli.search.mixers import MIXERS
+    from nascli.search.optimizers import SEARCH_OPTIMIZERS
+    from nascli.search.selection import SELECTIONS
+    from nascli.spaces import get_space
+
+    load_components()
+    load_parts()
+    space = get_space(str(cfg.space.name))
+    mixer_name, mixer_opts = _named(cfg.method.mixer, "method.mixer")
+    mixer = MIXERS.get(mixer_name)
+    check_options(mixer_opts, accepted_options(mixer), "method.mixer")
+    for spec in _plain(cfg.method.get("edge_parts")) or []:
+        name, opts = _named(spec, "method.edge_parts entry")
+        check_options(opts, accepted_options(EDGE_PARTS.get(name)), f"method.edge_parts[{name}]")
+    components = []
+    for spec in _plain(cfg.method.get("components")) or []:
+        name, opts = _named(spec, "method.components entry")
+        cls = COMPONENTS.get(name)
+        check_options(opts, accepted_options(cls), f"method.components[{name}]")
+        components.append((name, cls, opts))
+    supernet_opts = {**dict(_plain(cfg.space.get("supernet")) or {}), **dict(_plain(cfg.method.get("supernet")) or {})}
+    check_options(supernet_opts, accepted_options(space.build_supernet, skip=("mixer", "num_classes", "in_channels",
+                                                                               "edge_parts")),
+                  f"{space.name} supernet (space.supernet / method.supernet)")
+    opt_name, opt_opts = _named(cfg.optimizer, "optimizer")
+    optimizer = SEARCH_OPTIMIZERS.get(opt_name)
+    check_options(opt_opts, accepted_options(optimizer), "optimizer")
+    sel_name, sel_opts = _named(cfg.selection, "selection")
+    check_options(sel_opts, accepted_options(SELECTIONS.get(sel_name)), "selection")
+    return Composition(str(cfg.method.name), space, mixer, mixer_name, mixer_opts, optimizer,
+                       opt_name, opt_opts, tuple(components), sel_name)
+
+
+def check_search_config(cfg: DictConfig) -> Composition:
+    """Raise a one-line :class:`~nascli.errors.OptionError` / :class:`IncompatibleError` for a config that
+    cannot run (module docstring); return its :class:`Composition`."""
+    comp = composition(cfg)
+    for name in COMPOSITION_RULES:
+        reason = COMPOSITION_RULES.get(name)(comp)
+        if reason:
+            raise IncompatibleError(f"cannot compose this search: {reason}")
+    return comp

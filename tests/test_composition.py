@@ -1,0 +1,150 @@
+"""Every registered method x optimizer x selection x space runs or is refused in one line.
+
+The matrix is generated from the registries and the config groups (a new method yaml, optimizer, selection
+or space is covered without editing this file): each combination is composed with Hydra's compose API on
+tiny shapes, runs one search step and derives an architecture with every selection, or is refused by
+``check_search_config`` with one of the documented reasons (README "Which combinations run").
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nascli.commands.run import seed_everything
+from nascli.errors import IncompatibleError
+from nascli.paths import CONF_DIR
+from nascli.search.builder import build_search
+from nascli.search.composition import check_search_config
+from nascli.search.optimizers import SEARCH_OPTIMIZERS
+from nascli.search.options import construct
+from nascli.search.selection import SELECTIONS
+from nascli.spaces import space_names
+from helpers import compose_cfg
+
+METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+OPTIMIZERS = SEARCH_OPTIMIZERS.names()
+SELECTIONS_ALL = SELECTIONS.names()
+SPACES = space_names()
+
+TINY = {
+    "nb201": ["space.supernet.C=4", "space.supernet.N=1"],
+    "darts": ["space.supernet.C=4", "space.supernet.layers=3"],
+}
+DATA = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "dataset.image_size=8",
+        "search.batch_size=8", "search.epochs=2", "search.max_steps_per_epoch=1", "num_threads=1",
+        "optimizer.arch_start_epoch=0"]  # no warm-up: the one step updates the architecture too
+PROBE_OPTIONS = {"ostr": {"num_batches": 1}, "perturbation": {"num_batches": 1}}
+
+# The documented refusals (README "Which combinations run"): (method, optimizer) -> the reason's key words.
+SAMPLING_METHODS = {"gdas", "rome", "daas"}
+REFUSED = {(m, "multipath"): "accumulates K sampled paths" for m in METHODS if m not in SAMPLING_METHODS}
+REFUSED[("daas", "single_level")] = "needs a validation loss"
+
+
+def _cfg(method: str, optimizer: str, space: str, selection: str = "magnitude"):
+    return compose_cfg("search", [f"method={method}", f"optimizer={optimizer}", f"space={space}",
+                                  f"selection={selection}", *TINY.get(space, []), *DATA])
+
+
+def test_matrix_is_generated_from_the_registries():
+    assert {"darts", "darts_minus", "single_darts", "pc_darts", "gdas", "rome", "daas"} <= set(METHODS)
+    assert OPTIMIZERS == sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
+    assert SELECTIONS_ALL == sorted(p.stem for p in (CONF_DIR / "selection").glob("*.yaml"))
+    assert SPACES == sorted(p.stem for p in (CONF_DIR / "space").glob("*.yaml"))
+    assert set(TINY) == set(SPACES), "give a new space its tiny sizes here"
+
+
+def _one_step(method: str, optimizer: str, space: str):
+    """Build the search, check the config, run one step; assert that both
+    the weights and the architecture parameters moved."""
+    cfg = _cfg(method, optimizer, space)
+    seed_everything(0)
+    setup = build_search(cfg, torch.device("cpu"))
+    before = [p.detach().clone() for p in setup.supernet.arch_parameters()]
+    weights_before = [p.detach().clone() for p in setup.supernet.weight_parameters()]
+    engine = setup.engine
+    engine.start_epoch(0)
+    engine.run_epoch()
+    moved = [not torch.equal(a, b) for a, b in zip(before, setup.supernet.arch_parameters())]
+    assert any(moved), f"{method} x {optimizer} on {space}: no architecture parameter changed in a step"
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, setup.supernet.weight_parameters()))
+    return setup
+
+
+def _derive(setup, selection: str) -> None:
+    """Derive with ``selection``: a valid arch of the space; the architecture parameters untouched."""
+    arch_params = [p.detach().clone() for p in setup.supernet.arch_parameters()]
+    result = construct(SELECTIONS.get(selection), dict(PROBE_OPTIONS.get(selection, {})), "selection",
+                       setup.selection_context())
+    text = result.arch.to_string()
+    assert setup.space.parse_arch(text).to_string() == text
+    assert all(torch.equal(a, b) for a, b in zip(arch_params, setup.supernet.arch_parameters()))
+
+
+def _check_refusal(method: str, optimizer: str, space: str) -> None:
+    with pytest.raises(IncompatibleError) as exc:
+        check_search_config(_cfg(method, optimizer, space))
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("cannot compose this search:") and REFUSED[(method, optimizer)] in msg
+    assert method in msg or optimizer in msg
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_method_optimizer_space_steps_and_derives(method, optimizer, space):
+    """Every method x optimizer x space: one search step and a magnitude derivation, or the refusal."""
+    if (method, optimizer) in REFUSED:
+        _check_refusal(method, optimizer, space)
+        return
+    _derive(_one_step(method, optimizer, space), "magnitude")
+
+
+def _default_optimizer(method: str) -> str:
+    return str(compose_cfg("search", [f"method={method}"]).optimizer.name)
+
+
+def _selection_params():
+    """method x selection x space on the method's own optimizer. Probing selections on the DARTS space with a
+    mixer that computes every op (hundreds of full supernet forwards) are ``slow``; sampling methods probe
+    one held path per edge and stay in the default run."""
+    out = []
+    for method, selection, space in itertools.product(METHODS, SELECTIONS_ALL, SPACES):
+        heavy = space == "darts" and selection != "magnitude" and method not in SAMPLING_METHODS
+        out.append(pytest.param(method, selection, space, marks=[pytest.mark.slow] if heavy else []))
+    return out
+
+
+@pytest.mark.parametrize("method,selection,space", _selection_params())
+def test_every_selection_derives_from_every_method(method, selection, space):
+    _derive(_one_step(method, _default_optimizer(method), space), selection)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_full_matrix(method, optimizer, space):
+    """The whole method x optimizer x selection x space matrix, every selection on every trained supernet."""
+    if (method, optimizer) in REFUSED:
+        _check_refusal(method, optimizer, space)
+        return
+    setup = _one_step(method, optimizer, space)
+    for selection in SELECTIONS_ALL:
+        _derive(setup, selection)
+
+
+def test_matrix_counts():
+    """138 of the 168 combinations run; 30 are refused (documented in the README)."""
+    total = len(METHODS) * len(OPTIMIZERS) * len(SELECTIONS_ALL) * len(SPACES)
+    refused = len(REFUSED) * len(SELECTIONS_ALL) * len(SPACES)
+    assert (total, refused) == (168, 30)
+    for method, optimizer in itertools.product(METHODS, OPTIMIZERS):
+        cfg = _cfg(method, optimizer, "nb201")
+        if (method, optimizer) in REFUSED:
+            with pytest.raises(IncompatibleError):
+                check_search_config(cfg)
+        else:
+            check_search_config(cfg)
