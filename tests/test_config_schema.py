@@ -11,7 +11,7 @@ from helpers import compose_cfg
 from nascli.cli import main
 from nascli.config import preflight, validate_config
 from nascli.config.checks import writable_folder_problem
-from nascli.config.preflight import command_groups
+from nascli.config.validate import command_groups
 from nascli.config.rules import Choice, Flag, Int, ListOf, Number, Text
 from nascli.config.schema import SCHEMAS
 from nascli.config.validate import ConfigError, unknown_key_message
@@ -136,3 +136,15 @@ def test_fmnist_preset_selects_its_dataset_and_the_command_line_still_wins(capsy
     assert OmegaConf.create(_shown(capsys, "experiment=fmnist_cpu")).dataset.name == "fashion_mnist"
     assert OmegaConf.create(_shown(capsys, "+experiment=fmnist_cpu")).dataset.name == "fashion_mnist"
     assert OmegaConf.create(_shown(capsys, "experiment=fmnist_cpu", "dataset=cifar10")).dataset.name == "cifar10"
+
+
+def test_a_key_added_to_a_shipped_yaml_is_not_refused_for_lack_of_a_rule():
+    """Closed sections refuse only keys that no shipped config file of the command has."""
+    from nascli.config.validate import shipped_keys
+
+    assert {"search.epochs", "diagnostics.hessian_every", "seed", "space.supernet.C"} <= shipped_keys("search")
+    assert "arch" not in shipped_keys("search") and "protocol" not in shipped_keys("search")
+    with pytest.raises(ConfigError, match=r"^unknown key 'arch' for nas search; valid keys: dataset, device, "
+                                          r"diagnostics, method, num_threads, optimizer, out_root, search, seed, "
+                                          r"selection, space$"):
+        validate_config("search", compose_cfg("search", ["+arch=x"]), outside=False)

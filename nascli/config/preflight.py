@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nascli.config.validate import (
     ConfigError,
+    command_groups,
     config_keys,
     nearest,
     unknown_key_message,
@@ -83,16 +84,6 @@ def searchpath_dirs(overrides: list[Any]) -> list[str]:
             if isinstance(item, str) and item.startswith("file://"):
                 dirs.append(item[len("file://"):])
     return dirs
-
-
-def command_groups(command: str) -> list[str]:
-    """The config groups in the defaults list of ``conf/<command>.yaml``."""
-    defaults = OmegaConf.load(CONF_DIR / f"{command}.yaml").get("defaults", [])
-    out = []
-    for entry in defaults:
-        if isinstance(entry, (dict, DictConfig)):
-            out += [str(k).removeprefix("optional ").removeprefix("override ").strip() for k in entry]
-    return sorted(g for g in out if not g.startswith("_"))
 
 
 def normalise_presets(args: list[str]) -> list[str]:

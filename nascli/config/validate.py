@@ -7,6 +7,7 @@ the bad value and what is allowed; nothing has been written at that point.
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from nascli.config.checks import CHECKS
 from nascli.config.schema import SCHEMAS, Schema
 from nascli.errors import NasError
+from nascli.paths import CONF_DIR
 
 _ABSENT = object()
 
@@ -80,17 +82,57 @@ def _select(cfg: DictConfig, key: str) -> Any:
     return value
 
 
+def command_groups(command: str) -> list[str]:
+    """The config groups in the defaults list of ``conf/<command>.yaml``."""
+    defaults = OmegaConf.load(CONF_DIR / f"{command}.yaml").get("defaults", [])
+    out = []
+    for entry in defaults:
+        if isinstance(entry, (dict, DictConfig)):
+            out += [str(k).removeprefix("optional ").removeprefix("override ").strip() for k in entry]
+    return sorted(g for g in out if not g.startswith("_"))
+
+
+@lru_cache(maxsize=None)
+def shipped_keys(command: str) -> frozenset[str]:
+    """Every dotted key that a config file shipped for ``command`` defines (``conf/<command>.yaml``, an
+    option of one of its groups under the group's name, or at the top for ``# @package _global_``
+    files), so a key added to a yaml is never refused for lack of a rule; only keys that no shipped
+    file has (``+search.epochz=3``, ``+arch=x`` on search) are."""
+    keys: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k != "defaults":
+                    keys.add(f"{prefix}{k}")
+                    walk(v, f"{prefix}{k}.")
+
+    groups = command_groups(command)
+    keys.update(groups)
+    files = [(CONF_DIR / f"{command}.yaml", "")]
+    files += [(p, f"{g}.") for g in groups for p in sorted((CONF_DIR / g).glob("*.yaml"))]
+    for path, prefix in files:
+        try:
+            text = path.read_text()
+            data = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        except (OSError, OmegaConfBaseException):
+            continue
+        walk(data, "" if "@package _global_" in text else prefix)
+    return frozenset(keys)
+
+
 def check_keys(schema: Schema, cfg: DictConfig) -> None:
-    """Refuse keys that a closed section does not name."""
+    """Refuse keys of a closed section that neither the schema nor any shipped config file names."""
     all_keys = [k for k in schema.rules] + list(schema.open)
+    shipped = shipped_keys(schema.command)
     for section in schema.closed:
         node = cfg if not section else OmegaConf.select(cfg, section, default=None)
         if not isinstance(node, DictConfig):
             continue
         known = set(schema.known_keys(section))
         for key in node.keys():
-            if str(key) not in known:
-                full = f"{section}.{key}" if section else str(key)
+            full = f"{section}.{key}" if section else str(key)
+            if str(key) not in known and full not in shipped:
                 raise ConfigError(unknown_key_message(full, all_keys, schema.command))
 
 
