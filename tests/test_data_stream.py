@@ -81,16 +81,27 @@ def test_state_from_another_stream_shape_is_refused():
 def test_augmentation_is_applied_and_driven_by_the_stream_generator():
     a = BatchStream(split(23), INFO, 20, seed=3, train_aug=True, cutout=2)
     plain = BatchStream(split(23), INFO, 20, seed=3, train_aug=False)
-    xa, _ = a.next()
-    xp, _ = plain.next()
-    assert not torch.equal(xa, xp)  # crop padding / cutout zeros show up
-    assert (xa == 0).any()
+    xa, ya = a.next()
+    xp, yp = plain.next()
+    assert torch.equal(ya, yp)  # augmentation draws do not change which images are drawn
+    # image k is constant (value v_k): a crop or a cutout can only bring in zeros (padding, the hole)
+    v = xp[:, :, :1, :1]
+    assert ((xa == 0) | (xa == v)).all()
+    zeros = (xa == 0).flatten(1).sum(1)
+    assert (zeros[v.flatten() != 0] >= 1).all()  # the 2x2 cutout hole lands on every image
+    torch.manual_seed(5)  # the global RNG plays no part: the same seed gives the same augmented batch
+    assert torch.equal(BatchStream(split(23), INFO, 20, seed=3, train_aug=True, cutout=2).next()[0], xa)
 
 
-@pytest.mark.parametrize("bs,mode", [(0, "shuffle"), (24, "shuffle"), (5, "cyclic")])
-def test_bad_arguments(bs, mode):
-    with pytest.raises(NasError):
+@pytest.mark.parametrize("bs,mode,message", [
+    (0, "shuffle", "batch size 0 does not fit a split of 23 images"),
+    (24, "shuffle", "batch size 24 does not fit a split of 23 images"),
+    (5, "cyclic", "unknown batch stream mode 'cyclic'; valid choices: shuffle, random"),
+])
+def test_bad_arguments(bs, mode, message):
+    with pytest.raises(NasError) as err:
         BatchStream(split(23), INFO, bs, seed=0, train_aug=False, mode=mode)
+    assert str(err.value) == message
 
 
 def test_iterate_eval_keeps_order_and_last_partial_batch():
@@ -104,9 +115,9 @@ def test_iterate_eval_keeps_order_and_last_partial_batch():
 def test_image_split_validation_and_to():
     sp = split(4)
     assert len(sp) == 4 and sp.to("cpu").images.dtype == torch.uint8
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"images must be uint8 \(N, C, H, W\), got torch.float32 \(4, 1, 4, 4\)"):
         ImageSplit(sp.images.float(), sp.labels)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
         ImageSplit(sp.images, sp.labels[:3])
 
 
