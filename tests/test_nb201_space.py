@@ -66,8 +66,15 @@ def test_discrete_network_forward_and_all_none_cell():
     space = get_space("nb201")
     net = space.build_network(parse_nb201(BEST), 10, in_channels=1, C=4, N=1)
     assert net(torch.randn(2, 1, 16, 16)).shape == (2, 10)
-    dead = NB201Arch(["none"] * 6)
-    assert space.build_network(dead, 10, C=4, N=1)(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    dead = space.build_network(NB201Arch(["none"] * 6), 10, C=4, N=1)
+    for mode in (dead.train, dead.eval):  # an all-none cell cuts the input off: the same logits for any image
+        mode()
+        out = dead(torch.randn(3, 3, 8, 8))
+        assert out.shape == (3, 10) and torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
+        assert torch.equal(dead(torch.randn(3, 3, 8, 8)), out)
+    alive = space.build_network(parse_nb201(BEST), 10, C=4, N=1).eval()
+    out = alive(torch.randn(2, 3, 8, 8))
+    assert not torch.equal(out[0], out[1])
 
 
 def test_magnitude_rule_includes_none_and_breaks_ties_low():
@@ -84,8 +91,10 @@ def test_magnitude_rule_includes_none_and_breaks_ties_low():
     assert space.skip_count(arch) == 1
 
 
-def test_random_arch_is_seeded_and_valid():
+def test_random_arch_is_seeded():
     space = get_space("nb201")
     a = [space.random_arch(random.Random(3)).to_string() for _ in range(2)]
-    assert a[0] == a[1]
-    parse_nb201(a[0])
+    assert a[0] == a[1] == \
+        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+    assert space.random_arch(random.Random(4)).to_string() == \
+        "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_3x3~1|skip_connect~2|"
