@@ -259,9 +259,7 @@ def test_imagenet_mult_adds():
     # conv+fc counting gives 530M (others measured 523M with conv+fc and 545M with ptflops, which also
     # counts BN/ReLU/pooling; quark0/darts issue #46; the paper's counting code was never released).
     macs = count_flops(NetworkImageNet(48, 1000, 14, True, get_published("darts_v2")), (3, 224, 224))
-    assert macs == 529_911_552
-    assert macs < 600e6  # the mobile setting
-    assert abs(macs - 574e6) / 574e6 < 0.10
+    assert macs == 529_911_552  # under the mobile setting's 600M, 7.7% below the paper's 574M
 
 
 def test_cifar_network_forward_modes():
