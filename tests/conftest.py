@@ -1,4 +1,4 @@
-"""Shared test settings: single-threaded torch for repeatable timings on a 2-core machine."""
+"""Shared test settings: single-threaded torch (repeatable numerics, fair on a 2-core machine), a fixed seed."""
 import pytest
 import torch
 
