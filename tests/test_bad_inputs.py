@@ -327,7 +327,6 @@ def test_truncated_gzip_is_one_line(finished, capsys):
 
 
 def test_nearly_full_disk_is_refused_up_front(finished, capsys, monkeypatch):
-    import shutil
     from collections import namedtuple
 
     import nascli.config.checks as checks
@@ -335,7 +334,7 @@ def test_nearly_full_disk_is_refused_up_front(finished, capsys, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(checks.shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - (2 << 20), 2 << 20))
     code, out, err = run_in_process(capsys, _argv(f"evaluate arch={NB201} dry_run=true", finished))
-    monkeypatch.setattr(checks.shutil, "disk_usage", shutil.disk_usage)
+    monkeypatch.undo()
     out_root = finished["out"]
     assert_refused(code, out, err, f"out_root={out_root} cannot hold run folders: the disk holding {out_root} has "
                                    "2 MiB free, need at least 16 MiB; allowed: a writable folder (existing or "

@@ -234,6 +234,10 @@ def _is_hydra(override: Any) -> bool:
     return override.key_or_group == "hydra" or override.key_or_group.startswith(("hydra.", "hydra/"))
 
 
+class _Skip(Exception):
+    """A sweep that cannot be enumerated here (interval, glob): Hydra and the task check it."""
+
+
 @dataclass
 class Job:
     """One set of plain overrides to compose, plus value sweeps checked on the composed config."""
@@ -283,10 +287,6 @@ def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]
             items[index] = option
             jobs.append(job(items))
     return jobs
-
-
-class _Skip(Exception):
-    """A sweep that cannot be enumerated here (interval, glob): Hydra and the task check it."""
 
 
 def check_keys_exist(command: str, base: DictConfig, values: list[Any]) -> None:

@@ -2,8 +2,9 @@
 
 A :class:`Schema` maps dotted keys to :mod:`nascli.config.rules`; a key in the table is checked when
 the composed config holds it (group files differ per choice: ``space.supernet.N`` exists for nb201,
-``space.supernet.layers`` for darts). ``closed`` sections (``""`` is the top level) accept no key the
-table does not name, so ``+search.epochz=3`` or ``++sed=1`` are refused with the nearest valid key.
+``space.supernet.layers`` for darts). ``closed`` sections (``""`` is the top level) accept no key that
+neither the table nor a shipped config file of the command names, so ``+search.epochz=3`` or
+``++sed=1`` are refused with the nearest valid key.
 ``open`` sections belong to other code: ``method``, ``optimizer`` and ``selection`` options are
 checked against the registered classes' signatures by the seams layer, and the benchmark's
 ``variants``/``derive_overrides`` are composed (and checked) by the study planner.
@@ -13,7 +14,7 @@ folder, an ``arch=`` file, a run directory); they live in :mod:`nascli.config.ch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nascli.config.rules import Choice, Flag, Int, ListOf, Mapping, Number, Pattern, Rule, Text
 
@@ -115,14 +116,13 @@ class Schema:
     closed: tuple[str, ...] = ("",)
     open: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()
-    extra_keys: tuple[str, ...] = field(default=())   # top-level keys allowed without a rule
 
     def known_keys(self, section: str) -> list[str]:
         """The keys one level below ``section`` ("" = top level) that the schema names."""
         prefix = f"{section}." if section else ""
         keys = {k[len(prefix):].split(".", 1)[0] for k in self.rules if k.startswith(prefix)}
         if not section:
-            keys |= set(self.open) | set(self.extra_keys)
+            keys |= set(self.open)
         return sorted(keys)
 
 
