@@ -174,5 +174,8 @@ def test_derive_writes_a_new_arch_file(tmp_path):
     assert der["arch"] == res["arch"]
     assert Path(der["arch_path"]) == run / "arch_magnitude.json"
     assert (run / "arch.json").read_text() == original
-    proc = nas("derive", f"run={tmp_path / 'nope'}", check=False)
-    assert proc.returncode == 2 and "not a search run directory" in proc.stderr
+    for bad in (tmp_path / "nope", tmp_path):  # missing; a folder without config.yaml
+        proc = nas("derive", f"run={bad}", check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and f"run={bad} " in lines[0], proc.stderr
+    assert not (tmp_path / "nope").exists() and not (tmp_path / ".lock").exists()
