@@ -140,3 +140,20 @@ def test_a_key_added_to_a_shipped_yaml_is_not_refused_for_lack_of_a_rule():
                                           r"diagnostics, method, num_threads, optimizer, out_root, search, seed, "
                                           r"selection, space$"):
         validate_config("search", compose_cfg("search", ["+arch=x"]), outside=False)
+
+
+def test_write_problems_are_told_apart_from_read_problems(tmp_path):
+    import errno
+
+    from nascli.config.checks import write_problem
+
+    cfg = OmegaConf.create({"out_root": str(tmp_path)})
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert write_problem(full, cfg) == (f"cannot write under out_root={tmp_path}: the disk is full; allowed: a "
+                                        "writable folder with free space")
+    inside = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "search" / "x.json"))
+    assert write_problem(inside, cfg) == (f"cannot write under out_root={tmp_path} ({tmp_path / 'search' / 'x.json'}):"
+                                          " permission denied; allowed: a writable folder with free space")
+    elsewhere = PermissionError(errno.EACCES, "Permission denied", "/etc/some_dataset_file")
+    assert write_problem(elsewhere, cfg) is None  # not ours to rephrase: the traceback shows the real cause
+    assert write_problem(FileNotFoundError(errno.ENOENT, "gone", str(tmp_path / "x")), cfg) is None

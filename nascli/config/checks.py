@@ -19,10 +19,12 @@ from nascli.errors import BadArchError, NasError
 MIN_FREE_BYTES = 16 << 20   # an out_root disk with less free space than this is refused up front
 
 # errno values that mean "this folder cannot take our files"; reported in one line, not a traceback
-WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                errno.EPERM: "operation not permitted", errno.ENOTDIR: "a part of the path is a file",
-                errno.EEXIST: "a part of the path is a file"}
+DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only"}
+# these also arise when reading (a dataset file, a config): one line only for paths under the output folder
+PATH_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.ENOTDIR: "a part of the path is a file", errno.EEXIST: "a part of the path is a file"}
+WRITE_ERRNOS = {**DISK_ERRNOS, **PATH_ERRNOS}
 
 CHECKS: dict[str, Callable[[DictConfig], None]] = {}
 
@@ -122,9 +124,12 @@ def check_run_dir(cfg: DictConfig) -> None:
 def write_problem(exc: OSError, cfg: DictConfig) -> str | None:
     """The one-line reason for an OSError raised while writing results (naming the folder the command
     writes under: ``run=`` for derive, else ``out_root=``), or None when it is not a write problem."""
-    reason = WRITE_ERRNOS.get(exc.errno or 0)
+    key = "run" if cfg.get("run") else "out_root"
+    folder = Path(str(cfg.get(key))).expanduser().resolve()
+    reason = DISK_ERRNOS.get(exc.errno or 0)
+    if reason is None and exc.filename and Path(os.fsdecode(exc.filename)).resolve().is_relative_to(folder):
+        reason = PATH_ERRNOS.get(exc.errno or 0)
     if reason is None:
         return None
-    key = "run" if cfg.get("run") else "out_root"
     file = f" ({exc.filename})" if exc.filename else ""
     return f"cannot write under {key}={cfg.get(key)}{file}: {reason}; allowed: a writable folder with free space"
