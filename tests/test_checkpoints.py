@@ -15,7 +15,7 @@ import torch
 
 from helpers import TINY_SEARCH, nas, result_line
 from nascli.checkpoint import FORMATS, SEARCH_FORMAT, TRAIN_FORMAT, load_checkpoint_file
-from nascli.commands.run import RunDir, atomic_write_bytes
+from nascli.rundir import RunDir, atomic_write_bytes
 from nascli.errors import CheckpointError, NasError
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
 
@@ -164,7 +164,7 @@ real_fsync = os.fsync
 def fsync(fd):  # SIGKILL this process in the middle of writing the temp file, before the rename
     os.ftruncate(fd, os.fstat(fd).st_size // 2)
     os.kill(os.getpid(), signal.SIGKILL)
-from nascli.commands.run import atomic_write_bytes
+from nascli.rundir import atomic_write_bytes
 os.fsync = fsync
 atomic_write_bytes(Path(sys.argv[1]) / "checkpoint.pt", b"new" * 1000)
 """

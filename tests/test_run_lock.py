@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import TINY_SEARCH, nas, result_line
-from nascli.commands.run import RunDir
+from nascli.rundir import RunDir
 from nascli.errors import RunLockedError
 from nascli.runlock import RunLock
 
