@@ -85,8 +85,10 @@ def test_rules_accept_and_refuse(rule, good, bad):
 def test_rule_words():
     assert Int(low=1, nullable=True).allowed() == "an integer >= 1 or null"
     assert Number(low=0, high=1, low_open=True, high_open=True).allowed() == "a number > 0 and < 1"
-    assert ListOf(item=Int(low=0), example="seeds=[0,1]").allowed() == "a list, each item an integer >= 0, e.g. seeds=[0,1]"
-    assert ListOf(item=Text()).hint("methods", "darts") == "is a single value where a list belongs; write methods=[darts]"
+    assert (ListOf(item=Int(low=0), example="seeds=[0,1]").allowed()
+            == "a list, each item an integer >= 0, e.g. seeds=[0,1]")
+    assert (ListOf(item=Text()).hint("methods", "darts")
+            == "is a single value where a list belongs; write methods=[darts]")
     assert ListOf(item=Text()).hint("methods", ["darts"]) == ""
 
 
@@ -97,7 +99,8 @@ def test_unknown_key_without_a_near_one_lists_the_valid_keys():
 
 def test_closed_section_refuses_an_added_key():
     cfg = compose_cfg("search", ["+search.epochz=3"])
-    with pytest.raises(ConfigError, match=r"^unknown key 'search.epochz' for nas search; did you mean search.epochs\?$"):
+    with pytest.raises(ConfigError,
+                       match=r"^unknown key 'search.epochz' for nas search; did you mean search.epochs\?$"):
         validate_config("search", cfg, outside=False)
 
 

@@ -100,8 +100,8 @@ class _Cifar(DatasetReader):
         target = dest / self.layout.folder
         files = (*self.layout.train_files, self.layout.test_file)
         if not all((target / f).is_file() for f in files):
-            verify_archive(archive, self.layout.md5,
-                           fix=f"delete it to download again, or put the extracted {self.layout.folder} in dataset.root")
+            fix = f"delete it to download again, or put the extracted {self.layout.folder} in dataset.root"
+            verify_archive(archive, self.layout.md5, fix=fix)
             extract_members(archive, dest, self.layout.members())
         return target
 
