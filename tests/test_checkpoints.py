@@ -199,3 +199,22 @@ def test_result_json_of_a_diverged_run(tmp_path):
     assert result["checkpoint"] == str(run.checkpoint_path) and run.checkpoint_path.read_bytes() == before
     assert run.finished_result() is None  # a re-run is not treated as finished
     assert sorted(os.listdir(run.path)) == ["checkpoint.pt", "result.json"]
+
+
+# ------------------------------------------------------------------ layers
+def test_one_rng_module_and_the_search_and_train_loops_do_not_import_commands():
+    import ast
+
+    import nascli
+
+    root = Path(nascli.__file__).parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if "getstate()" in p.read_text() or "get_rng_state(" in p.read_text())
+    assert users == ["rng.py"]  # the only place that captures generator states
+    for name in ("search/engine.py", "train/loop.py", "rundir.py", "checkpoint.py", "runlock.py", "divergence.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not any(m and m.startswith("nascli.commands") for m in imported), name
+    assert {"nascli.rng"} <= {n.module for n in ast.walk(ast.parse((root / "search/engine.py").read_text()))
+                              if isinstance(n, ast.ImportFrom)}
