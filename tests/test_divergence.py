@@ -1,7 +1,10 @@
 """Divergence: a non-finite loss stops search and evaluate at the first bad step (epoch and step named),
 with status diverged, a non-zero exit and the last good checkpoint kept."""
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,15 +235,29 @@ def test_diverged_search_keeps_the_last_good_checkpoint_and_says_where(tmp_path)
     assert again.returncode == 3 and json.loads(again.stdout)["diverged_step"] == step
 
 
-def test_diverged_evaluate_exits_non_zero_with_status_diverged(tmp_path):
-    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    proc = nas("evaluate", f"arch={arch}", "protocol=quick", "protocol.lr=1e30", "protocol.epochs=2",
-               "protocol.max_steps_per_epoch=3", "protocol.batch_size=8", "dataset=synthetic",
-               "dataset.num_train=64", "dataset.num_test=16", "dataset.image_size=8", "space.network.C=4",
-               "space.network.N=1", "num_threads=1", f"out_root={tmp_path}", check=False)
+EVALUATE = ["arch=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+            "protocol=quick", "protocol.lr=1e30", "protocol.epochs=2", "protocol.max_steps_per_epoch=3",
+            "protocol.batch_size=8", "dataset=synthetic", "dataset.num_train=64", "dataset.num_test=16",
+            "dataset.image_size=8", "space.network.C=4", "space.network.N=1", "num_threads=1"]
+
+
+def test_diverged_evaluate_exits_non_zero_with_status_diverged_also_under_torchrun(tmp_path):
+    proc = nas("evaluate", *EVALUATE, f"out_root={tmp_path / 'one'}", check=False)
     assert proc.returncode == 3, proc.stderr
     result = json.loads(proc.stdout)
     assert result["status"] == "diverged" and result["command"] == "evaluate"
-    assert f"at epoch {result['diverged_epoch']} step {result['diverged_step']}" in proc.stderr.strip().splitlines()[-1]
+    where = (result["diverged_epoch"], result["diverged_step"])
+    assert f"at epoch {where[0]} step {where[1]} (0-based)" in proc.stderr.strip().splitlines()[-1]
     run = Path(result["run_dir"])
     assert json.loads((run / "result.json").read_text()) == result
+
+    # two ranks (torchrun, gloo): both stop at the end of the epoch, rank 0 names the earliest bad step
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "nascli", "evaluate", *EVALUATE, f"out_root={tmp_path / 'ddp'}"],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert ddp.returncode != 0
+    lines = [line for line in ddp.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, ddp.stdout  # rank 0's result line only
+    ddp_result = json.loads(lines[0])
+    assert ddp_result["status"] == "diverged"
+    assert (ddp_result["diverged_epoch"], ddp_result["diverged_step"]) == where
