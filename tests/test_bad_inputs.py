@@ -72,6 +72,8 @@ def finished(tmp_path_factory) -> dict:
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):
         (files / "fmnist_cut" / f"{stem}.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(64))[:20])
+    (files / "inet").mkdir()
+    (files / "inet" / "Imagenet16_train.zip").write_bytes(b"\x1f\x8b a gzip header, not a zip archive")
     (files / "empty_dir").mkdir()
     plain = base / "plain_file.txt"
     plain.write_text("a file, not a folder\n")
@@ -177,6 +179,9 @@ DATA = [
      "{files}/no_tar/cifar-100-python.tar.gz is not a tar archive; expected the official release (md5 "
      "eb9058c3a382ffc7106e4002c42a8d85); delete it to download again, or put the extracted cifar-100-python in "
      "dataset.root"),
+    ("search dataset=imagenet16_120 dataset.root={files}/inet",
+     "{files}/inet/Imagenet16_train.zip is not a zip archive; expected the official Imagenet16_train.zip / "
+     "Imagenet16_val.zip from image-net.org"),
     ("evaluate arch=" + NB201 + " dataset=fashion_mnist dataset.root={files}/fmnist dataset.download=false",
      "{files}/fmnist/train-images-idx3-ubyte.gz is not a gzip file (it starts with 00000803); expected a "
      "gzip-compressed IDX file"),
