@@ -152,6 +152,9 @@ SEARCH = [
     ("search --frobnicate", "unknown flag '--frobnicate' for nas search; settings are key=value overrides; flags: "
                             "--help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
     ("search --cfg jobs", "flag --cfg needs job|hydra|all, got 'jobs'"),
+    ("search ~search.epochs", "~search.epochs removes a setting nas search needs; set it instead (search.epochs=...)"),
+    ("search ~seed", "~seed removes a setting nas search needs; set it instead (seed=...)"),
+    ("search +seed=1", "+seed=1 adds seed, which nas search already has; change it without +: seed=1"),
     ("search darts", "bad argument 'darts' for nas search: overrides are key=value; did you mean method=darts?"),
     # sweeps
     ("search -m seed=0,abc", "seed='abc' is not allowed; expected an integer >= 0"),

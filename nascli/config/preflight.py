@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli.config.schema import SCHEMAS
 from nascli.config.validate import (
     ConfigError,
     command_groups,
@@ -290,14 +291,22 @@ def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]
 
 
 def check_keys_exist(command: str, base: DictConfig, values: list[Any]) -> None:
-    """Changed or deleted keys must exist in the config composed from the groups (``+`` adds keys)."""
+    """Changed or deleted keys must exist in the config composed from the groups; ``+`` adds a key that
+    is not there yet; ``~`` may not remove a key the schema has a rule for."""
     keys = config_keys(base)
+    rules = SCHEMAS[command].rules if command in SCHEMAS else {}
     for override in values:
+        key = override.key_or_group
+        if override.is_add() and key in keys:
+            value = override.input_line.split("=", 1)[1]
+            raise ConfigError(f"{override.input_line} adds {key}, which nas {command} already has; "
+                              f"change it without +: {key}={value}")
         if override.is_add() or override.is_force_add():
             continue
-        key = override.key_or_group
         if key not in keys:
             raise ConfigError(unknown_key_message(key, keys, command))
+        if override.is_delete() and any(k == key or k.startswith(f"{key}.") for k in rules):
+            raise ConfigError(f"~{key} removes a setting nas {command} needs; set it instead ({key}=...)")
 
 
 def check_job(command: str, job: Job, compose: Callable[..., DictConfig], values: bool,
