@@ -45,8 +45,8 @@ from nascli.checkpoint import TRAIN_FORMAT
 from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
-from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
+from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
 
 STATE_FORMAT = TRAIN_FORMAT
 
