@@ -16,6 +16,7 @@ from nascli.data.policy import (SUBPOLICIES, AugmentPolicy, PolicyActions, Polic
                                 load_policy, policy_stream_factory, policy_table)
 from nascli.data.policy_ops import OP_NAMES, auto_contrast, invert, solarize
 from nascli.errors import NasError
+from nascli.search.optimizers.base import StepHooks
 from nascli.search.regularizers.augment_policy import PolicyParameters, reinforce_update
 
 IDX = {n: k for k, n in enumerate(OP_NAMES)}
@@ -154,17 +155,17 @@ def test_component_augments_the_weight_batch_and_rewards_with_the_val_loss(tmp_p
     s = _session(tmp_path)
     comp = s.components[0]
     seen, val_losses = [], []
-    loss = s.optimizer.loss  # already the component's recording wrapper
 
-    def spy_loss(batch, prefix=None):
-        out = loss(batch, prefix)
-        if prefix == "train":
+    class Spy(StepHooks):  # attached after the component: sees the augmented batch and every loss
+        def before_step(self, batch):
             seen.append(batch[0].clone())
-        if prefix == "val":
-            val_losses.append(out.item())
-        return out
+            return batch
 
-    s.optimizer.loss = spy_loss
+        def on_loss(self, prefix, loss):
+            if prefix == "val":
+                val_losses.append(loss.item())
+
+    s.optimizer.attach(Spy())
     engine = s.engine
     state = engine.train_stream.state_dict()
     clean = engine.train_stream.next()[0]
@@ -173,18 +174,16 @@ def test_component_augments_the_weight_batch_and_rewards_with_the_val_loss(tmp_p
     s.optimizer.step(engine.train_stream.next(), engine.arch_stream.next())
     # the weight step saw the policy-augmented version of the stream's batch
     assert len(seen) == 1 and seen[0].shape == clean.shape and not torch.allclose(seen[0], clean, atol=1e-3)
-    assert comp._actions is not None and [float(v) for v in comp._val_losses] == pytest.approx(val_losses)
+    assert len(val_losses) == 1 and comp._actions is None  # consumed by the update after the step
     before = comp.params.subpolicy_logits.detach().clone()
-    comp.on_step_end(0, 1)
-    assert comp.updates == 1 and comp.has_baseline
+    assert comp.updates == 1 and comp.has_baseline  # the component's after_step hook updated the policy
     assert float(comp.last_reward) == pytest.approx(-val_losses[0], rel=1e-6)  # R = -L_val
     assert float(comp.baseline) == pytest.approx(-val_losses[0], rel=1e-6)  # b starts at the first reward
     assert torch.equal(comp.params.subpolicy_logits.detach(), before)  # so the first advantage is zero
     assert comp.values()["policy_entropy"] == pytest.approx(math.log(105), rel=1e-5)
     # second step: advantage R - b != 0 moves the policy, then b <- 0.9 b + 0.1 R
-    s.optimizer.step(engine.train_stream.next(), engine.arch_stream.next())
     b0 = float(comp.baseline)
-    comp.on_step_end(0, 2)
+    s.optimizer.step(engine.train_stream.next(), engine.arch_stream.next())
     r1 = -val_losses[1]
     assert float(comp.baseline) == pytest.approx(0.9 * b0 + 0.1 * r1, rel=1e-6)
     assert not torch.equal(comp.params.subpolicy_logits.detach(), before)
@@ -280,7 +279,7 @@ def test_search_writes_policy_json_and_evaluate_trains_with_it(tmp_path):
     assert res["artifacts"]["policy.json"] == str(policy_path)
     pol = load_policy(policy_path)
     assert len(pol.subpolicy_probs) == 105
-    ev = nas("evaluate", f"arch={res['arch_path']}", f"policy={policy_path}", "+network.C=4", "+network.N=1",
+    ev = nas("evaluate", f"arch={res['arch_path']}", f"policy={policy_path}", "space.network.C=4", "space.network.N=1",
              "dataset.num_train=128", "dataset.image_size=8", "protocol=quick", "protocol.batch_size=8",
              "protocol.max_steps_per_epoch=2", "num_threads=1", f"out_root={tmp_path}")
     out = result_line(ev)

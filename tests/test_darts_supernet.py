@@ -11,7 +11,7 @@ from helpers import nas, result_line
 from nascli.search.mixers import MIXERS
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 from nascli.spaces.darts.search_cells import ReferenceSearchCell, SearchCellBase
 from nascli.spaces.darts.search_fast import FastSearchCell
 from nascli.spaces.darts.supernet import CELL_IMPLS, DartsSupernet, reduction_layers
@@ -22,10 +22,10 @@ DARTS_EDGE_ORDER = [(0, 2), (1, 2), (0, 3), (1, 3), (2, 3), (0, 4), (1, 4), (2, 
                     (0, 5), (1, 5), (2, 5), (3, 5), (4, 5)]
 
 
-def build(impl="fast", options=SupernetOptions(), mixer="softmax", **cfg) -> DartsSupernet:
+def build(impl="fast", parts=(), mixer="softmax", **cfg) -> DartsSupernet:
     space = get_space("darts")
     cfg = {"C": 4, "layers": 3, **cfg}
-    return space.build_supernet(MIXERS.get(mixer)(space), 10, 3, options, impl=impl, **cfg)
+    return space.build_supernet(MIXERS.get(mixer)(space), 10, 3, parts, impl=impl, **cfg)
 
 
 def test_impl_registry_and_bad_impl():
@@ -75,7 +75,7 @@ def test_widths_and_preprocessing_of_the_8_cell_network():
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("track", [True, False])
 def test_every_cell_batchnorm_is_non_affine(impl, track):
-    net = build(impl, SupernetOptions(aux_skip=True, track_running_stats=track))
+    net = build(impl, method_parts(aux_skip=True), track_running_stats=track)
     bns = [m for c in net.cells for m in c.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.affine for m in bns)
     assert all(m.track_running_stats == track for m in bns)
@@ -87,7 +87,7 @@ def test_every_cell_batchnorm_is_non_affine(impl, track):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("options", [SupernetOptions(), SupernetOptions(partial_channels=2, aux_skip=True)])
+@pytest.mark.parametrize("options", [(), method_parts(2, True)])
 def test_output_shape(impl, options):
     net = build(impl, options)
     for size in (16, 10):
@@ -99,10 +99,10 @@ def test_output_shape(impl, options):
 @pytest.mark.parametrize("options,count", [
     # C=16, layers=8, 10 classes (quark0 Network); quark0's search log prints "param size = 1.930842MB"
     # [MEM, unverified], which would be these 1,930,618 weights plus the 2 x 14 x 8 = 224 alphas.
-    (SupernetOptions(), 1_930_618),
+    ((), 1_930_618),
     # DARTS-: + FactorizedReduce(C, C) aux skips on the 8 stride-2 edges of the reduce cells (C = 32, 64)
-    (SupernetOptions(aux_skip=True), 1_930_618 + 8 * (32 * 32 + 64 * 64)),
-    (SupernetOptions(partial_channels=4), 299_578),  # PC-DARTS K=4: ops on C/4 channels
+    (method_parts(aux_skip=True), 1_930_618 + 8 * (32 * 32 + 64 * 64)),
+    (method_parts(4), 299_578),  # PC-DARTS K=4: ops on C/4 channels
 ])
 def test_parameter_count_is_pinned(options, count):
     counts = {}
@@ -129,17 +129,17 @@ def test_mixer_asked_once_per_cell_type_per_forward():
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_aux_skip_coefficient_is_a_buffer_that_acts(impl):
-    net = build(impl, SupernetOptions(aux_skip=True))
-    assert "aux_skip_coef" in dict(net.named_buffers()) and float(net.aux_skip_coef) == 1.0
+    net = build(impl, method_parts(aux_skip=True))
+    assert "edge_part_specs.0.coef" in dict(net.named_buffers()) and float(net.edge_part("aux_skip").coef) == 1.0
     net.eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         a = net(x)
-        net.aux_skip_coef.fill_(0.0)
+        net.edge_part("aux_skip").coef.fill_(0.0)
         b = net(x)
     assert not torch.allclose(a, b)
     # with beta = 0 the aux path contributes nothing: the same as a supernet without it
-    plain = build(impl, SupernetOptions(aux_skip=False))
+    plain = build(impl, ())
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if ".aux." not in k}, strict=False)
     plain.eval()
     with torch.no_grad():
@@ -149,7 +149,7 @@ def test_aux_skip_coefficient_is_a_buffer_that_acts(impl):
 def test_cells_share_the_cell_base():
     assert issubclass(FastSearchCell, SearchCellBase) and issubclass(ReferenceSearchCell, SearchCellBase)
     with pytest.raises(ValueError, match="partial_channels"):
-        build("fast", SupernetOptions(partial_channels=3))
+        build("fast", method_parts(3))
 
 
 def _named_weights(net):

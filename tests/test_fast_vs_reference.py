@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from nascli.search.mixers import MIXERS
 from nascli.search.mixers.base import EdgeWeights
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 from nascli.spaces.darts.search_cells import ReferenceSearchCell
 from nascli.spaces.darts.search_fast import FastSearchCell
 from nascli.spaces.darts.supernet import copy_reference_to_fast as copy_darts
@@ -34,7 +34,7 @@ def copy_nb201(ref, fast) -> None:
     everything else (stem, ResNet blocks, head, mixer) by state dict."""
     with torch.no_grad():
         fast.mixer.load_state_dict(ref.mixer.state_dict())
-        fast.aux_skip_coef.copy_(ref.aux_skip_coef)
+        fast.edge_part_specs.load_state_dict(ref.edge_part_specs.state_dict())
         for name in ("stem", "lastact", "classifier"):
             getattr(fast.net, name).load_state_dict(getattr(ref.net, name).state_dict())
         for r, f in zip(ref.net.cells, fast.net.cells):
@@ -50,17 +50,18 @@ SPACES = {
 }
 
 
-def build_pair(space_name: str, mixer_name: str, options: SupernetOptions, dtype=F64):
+def build_pair(space_name: str, mixer_name: str, parts=(), dtype=F64, **space_cfg):
     space = get_space(space_name)
     cfg, copy_fn, _ = SPACES[space_name]
+    cfg = {**cfg, **space_cfg}
     torch.manual_seed(0)
-    ref = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, options, impl="reference", **cfg).to(dtype)
-    fast = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, options, impl="fast", **cfg).to(dtype)
+    ref = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, parts, impl="reference", **cfg).to(dtype)
+    fast = space.build_supernet(MIXERS.get(mixer_name)(space), 10, 3, parts, impl="fast", **cfg).to(dtype)
     with torch.no_grad():  # alphas far from uniform so that every op matters
         for p in ref.mixer.parameters():
             p.normal_()
-        if options.aux_skip:
-            ref.aux_skip_coef.fill_(0.7)
+        if ref.edge_part("aux_skip") is not None:
+            ref.edge_part("aux_skip").coef.fill_(0.7)
     copy_fn(ref, fast)
     return ref, fast, copy_fn
 
@@ -117,7 +118,7 @@ def assert_same(ref, fast, copy_fn, x, y, atol=1e-9, rtol=1e-7):
 @pytest.mark.parametrize("mixer_name", MIXERS.names())
 @pytest.mark.parametrize("partial_channels,aux_skip", OPTIONS)
 def test_fast_equals_reference(space_name, mixer_name, partial_channels, aux_skip):
-    ref, fast, copy_fn = build_pair(space_name, mixer_name, SupernetOptions(partial_channels, aux_skip))
+    ref, fast, copy_fn = build_pair(space_name, mixer_name, method_parts(partial_channels, aux_skip))
     size = SPACES[space_name][2]
     g = torch.Generator().manual_seed(2)
     x = torch.randn(3, 3, size, size, dtype=F64, generator=g)
@@ -129,7 +130,7 @@ def test_fast_equals_reference(space_name, mixer_name, partial_channels, aux_ski
 @pytest.mark.parametrize("space_name", sorted(SPACES))
 def test_second_step_and_eval_mode_agree(space_name):
     """From the BN statistics of a first step, a second training step and eval mode agree too."""
-    ref, fast, copy_fn = build_pair(space_name, "softmax", SupernetOptions(2, True))
+    ref, fast, copy_fn = build_pair(space_name, "softmax", method_parts(2, True))
     size = SPACES[space_name][2]
     x = torch.randn(3, 3, size, size, dtype=F64)
     y = torch.tensor([1, 2, 3])
@@ -143,9 +144,9 @@ def test_copy_makes_a_difference():
     """The equality above is not vacuous: without copying the weights the outputs differ."""
     space = get_space("darts")
     torch.manual_seed(0)
-    ref = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, SupernetOptions(), C=4, layers=3,
+    ref = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, (), C=4, layers=3,
                                impl="reference").to(F64)
-    fast = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, SupernetOptions(), C=4, layers=3,
+    fast = space.build_supernet(MIXERS.get("softmax")(space), 10, 3, (), C=4, layers=3,
                                 impl="fast").to(F64)
     fast.mixer.load_state_dict(ref.mixer.state_dict())
     x = torch.randn(2, 3, 8, 8, dtype=F64)
@@ -154,7 +155,7 @@ def test_copy_makes_a_difference():
 
 def test_darts_float32_within_tolerance():
     """float32 runs the oneDNN kernels (float64 does not): same function to ~1e-5 relative."""
-    ref, fast, copy_fn = build_pair("darts", "softmax", SupernetOptions(), dtype=torch.float32)
+    ref, fast, copy_fn = build_pair("darts", "softmax", (), dtype=torch.float32)
     g = torch.Generator().manual_seed(3)
     x = torch.randn(8, 3, 16, 16, generator=g)
     y = torch.randint(0, 10, (8,), generator=g)
@@ -162,7 +163,7 @@ def test_darts_float32_within_tolerance():
 
 
 def test_darts_untracked_batchnorm():
-    ref, fast, copy_fn = build_pair("darts", "softmax", SupernetOptions(track_running_stats=False))
+    ref, fast, copy_fn = build_pair("darts", "softmax", track_running_stats=False)
     assert all(m.running_mean is None for m in fast.modules() if isinstance(m, torch.nn.BatchNorm2d)
                and m is not fast.stem[1])
     x = torch.randn(4, 3, 12, 12, dtype=F64)
@@ -174,7 +175,7 @@ def test_darts_untracked_batchnorm():
 
 def test_darts_hessian_vector_product():
     """Double backward w.r.t. alpha (the exact-Hessian diagnostic) agrees, weights frozen."""
-    ref, fast, _ = build_pair("darts", "softmax", SupernetOptions())
+    ref, fast, _ = build_pair("darts", "softmax", ())
     x = torch.randn(4, 3, 8, 8, dtype=F64)
     y = torch.tensor([0, 1, 2, 3])
     v = [torch.randn_like(a) for a in ref.arch_parameters()]
@@ -194,9 +195,12 @@ def test_darts_hessian_vector_product():
 
 def _cell_pair(reduction: bool, K: int, aux: bool, track: bool = True):
     torch.manual_seed(0)
-    opts = SupernetOptions(partial_channels=K, aux_skip=aux, track_running_stats=track)
-    ref = ReferenceSearchCell(6, 5, 4, reduction, not reduction, opts).to(F64)
-    fast = FastSearchCell(6, 5, 4, reduction, not reduction, opts).to(F64)
+    parts = method_parts(K, aux)
+    for spec in parts:
+        if spec.name == "aux_skip":
+            spec.coef.fill_(0.6)
+    ref = ReferenceSearchCell(6, 5, 4, reduction, not reduction, parts, track).to(F64)
+    fast = FastSearchCell(6, 5, 4, reduction, not reduction, parts, track).to(F64)
     fast.load_state_dict(ref.state_dict())
     return ref, fast
 
@@ -223,7 +227,6 @@ def _edge_weights(kind: str, weights: torch.Tensor) -> EdgeWeights:
 def test_cells_agree_on_any_edge_weights(reduction, K, aux, kind):
     ref, fast = _cell_pair(reduction, K, aux)
     alpha = torch.randn(14, 8, dtype=F64, requires_grad=True)
-    coef = torch.tensor(0.6, dtype=F64)
     s1 = torch.randn(3, 5, 9, 9, dtype=F64)  # odd size: FactorizedReduce padding, ceil-mode bypass pool
     # a normal cell here follows a reduction cell (FactorizedReduce preprocess0: s0 twice as large)
     s0 = torch.randn(3, 6, 9, 9, dtype=F64) if reduction else torch.randn(3, 6, 18, 18, dtype=F64)
@@ -233,7 +236,7 @@ def test_cells_agree_on_any_edge_weights(reduction, K, aux, kind):
             getattr(cell, mode)()
             a, b = s0.clone().requires_grad_(), s1.clone().requires_grad_()
             w = _edge_weights(kind, torch.softmax(alpha, -1))
-            out = cell(a, b, w, coef if aux else None)
+            out = cell(a, b, w)
             probe = torch.linspace(-1, 1, out.numel(), dtype=F64).view_as(out)
             grads = torch.autograd.grad((out * probe).sum(), [a, b, alpha, *cell.parameters()], allow_unused=True)
             results.append((out, grads, {k: v.clone() for k, v in cell.state_dict().items()}))

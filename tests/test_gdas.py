@@ -16,12 +16,12 @@ from nascli.search.mixers import MIXERS
 from nascli.search.mixers import gumbel as gumbel_mod
 from nascli.search.mixers.gumbel import GumbelMixer, hard_gumbel_softmax, temperature
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 
 def nb201_supernet(mixer_name="gumbel", impl="fast", C=4, N=1, **mixer_kw):
     space = get_space("nb201")
     mixer = MIXERS.get(mixer_name)(space, **mixer_kw)
-    return space.build_supernet(mixer, 10, 3, SupernetOptions(), C=C, N=N, impl=impl)
+    return space.build_supernet(mixer, 10, 3, (), C=C, N=N, impl=impl)
 
 
 # ------------------------------------------------------------------------------------ schedule
@@ -109,17 +109,20 @@ def test_sampling_follows_softmax_alpha_at_tau_one():
 
 
 # ------------------------------------------------------------------------------------ passthrough
-def test_passthrough_auto_is_per_space():
-    assert GumbelMixer(get_space("nb201")).passthrough is True
-    assert GumbelMixer(get_space("darts")).passthrough is False
-    assert GumbelMixer(get_space("nb201"), passthrough=False).passthrough is False
+def test_passthrough_default_comes_from_the_space_yaml():
+    # AutoDL's NB201 cell adds the zero-valued hard weights, its NASNet/DARTS-space model does not (METHODS 11.5)
+    assert compose_cfg("search", ["method=gdas", "space=nb201"]).method.mixer.passthrough is True
+    assert compose_cfg("search", ["method=gdas", "space=darts"]).method.mixer.passthrough is False
+    assert compose_cfg("search", ["method=rome", "space=darts"]).method.mixer.exclude_none is True
+    assert compose_cfg("search", ["method=rome", "space=nb201"]).method.mixer.exclude_none is False
+    assert GumbelMixer(get_space("nb201")).passthrough is False  # the mixer itself knows no space
     assert GumbelMixer(get_space("darts"), passthrough="true").passthrough is True
     with pytest.raises(ValueError, match="passthrough"):
         GumbelMixer(get_space("nb201"), passthrough="sometimes")
 
 
 def test_edge_weights_single_op_and_zero_valued_passthrough():
-    mixer = GumbelMixer(get_space("nb201"))
+    mixer = GumbelMixer(get_space("nb201"), passthrough=True)
     w = mixer.edge_weights("cell")
     assert [len(a) for a in w.active] == [1] * 6
     assert torch.equal(w.weights, F.one_hot(torch.tensor([a[0] for a in w.active]), 5).float())
@@ -257,7 +260,7 @@ def test_darts_space_forward_computes_one_op_per_edge():
     space = get_space("darts")
     torch.manual_seed(0)
     mixer = GumbelMixer(space)
-    net = space.build_supernet(mixer, 10, 3, SupernetOptions(), C=4, layers=3, impl="reference")
+    net = space.build_supernet(mixer, 10, 3, (), C=4, layers=3, impl="reference")
     calls, seen, cells = count_op_calls(net, mixer, torch.randn(2, 3, 8, 8))
     assert set(seen) == {"normal", "reduce"} and len(cells) == 3
     assert all(w.passthrough is None for w in seen.values())  # passthrough auto: off on the DARTS space

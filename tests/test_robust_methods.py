@@ -12,20 +12,21 @@ import torch
 import torch.nn.functional as F
 
 from helpers import TINY_SEARCH, compose_cfg
-from nascli.commands.common import build_supernet, plain
+from nascli.commands.common import plain
 from nascli.commands.search import SearchSession, search
-from nascli.errors import UnknownChoiceError
+from nascli.errors import IncompatibleError, UnknownChoiceError
 from nascli.search.components import build_components
 from nascli.search.engine import SearchEngine
 from nascli.search.mixers import MIXERS
 from nascli.search.mixers.base import EdgeWeights
 from nascli.search.mixers.partial import group_mask, node_softmax
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
+from nascli.search.builder import build_supernet
+from nascli.search.edge_parts.partial_channels import channel_shuffle
 from nascli.search.regularizers.aux_skip import AuxSkipDecay, beta_schedule
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 from nascli.spaces.nb201.cells import FastSearchCell, ReferenceSearchCell
-from nascli.spaces.nb201.ops import channel_shuffle
 
 METHODS = ("darts_minus", "single_darts", "pc_darts")
 TINY_DARTS = ["space=darts", "space.supernet.C=4", "space.supernet.layers=3"]
@@ -72,40 +73,40 @@ def test_darts_minus_t_start_and_t_stop():
     assert frozen[20] == pytest.approx(0.6) and frozen[21:] == [frozen[20]] * 29
 
 
-def _tiny_nb201(mixer="softmax", options=SupernetOptions(), seed=0, **kw):
+def _tiny_nb201(mixer="softmax", options=(), seed=0, **kw):
     torch.manual_seed(seed)
     space = get_space("nb201")
     return space.build_supernet(MIXERS.get(mixer)(space, **kw), 5, 3, options, C=4, N=1)
 
 
 def test_aux_skip_component_writes_the_supernet_buffer_and_restores_a_frozen_beta():
-    net = _tiny_nb201(options=SupernetOptions(aux_skip=True))
+    net = _tiny_nb201(options=method_parts(aux_skip=True))
     comp = AuxSkipDecay(net, None, schedule="linear", T_stop=1)
     comp.on_epoch_start(1, 4)
-    assert float(net.aux_skip_coef) == 0.75 and comp.values() == {"aux_skip_beta": 0.75}
+    assert float(net.edge_part("aux_skip").coef) == 0.75 and comp.values() == {"aux_skip_beta": 0.75}
     comp.on_epoch_start(3, 4)  # after T_stop: frozen
     assert comp.beta == 0.75
     state = comp.state_dict()
     fresh = AuxSkipDecay(net, None, schedule="linear", T_stop=1)
-    assert float(net.aux_skip_coef) == 1.0
+    assert float(net.edge_part("aux_skip").coef) == 1.0
     fresh.load_state_dict(state)  # a resume past T_stop must keep the frozen value, not beta0
     fresh.on_epoch_start(3, 4)
-    assert fresh.beta == 0.75 and float(net.aux_skip_coef) == 0.75
-    with pytest.raises(ValueError, match="aux_skip=true"):
+    assert fresh.beta == 0.75 and float(net.edge_part("aux_skip").coef) == 0.75
+    with pytest.raises(IncompatibleError, match=r"no aux_skip edge part: add \{name: aux_skip\} to method.edge_parts"):
         AuxSkipDecay(_tiny_nb201(), None)
 
 
 def test_aux_skip_is_outside_the_softmax_and_never_selectable():
     plain_net = _tiny_nb201(seed=3)
-    aux_net = _tiny_nb201(seed=3, options=SupernetOptions(aux_skip=True))
+    aux_net = _tiny_nb201(seed=3, options=method_parts(aux_skip=True))
     assert [p.shape for p in aux_net.arch_parameters()] == [torch.Size([6, 5])]  # no extra candidate
     aux_net.load_state_dict(plain_net.state_dict(), strict=False)
     x = torch.randn(4, 3, 8, 8)
     plain_net.eval(), aux_net.eval()
     with torch.no_grad():
-        aux_net.aux_skip_coef.fill_(0.0)
+        aux_net.edge_part("aux_skip").coef.fill_(0.0)
         assert torch.equal(aux_net(x), plain_net(x))
-        aux_net.aux_skip_coef.fill_(0.5)
+        aux_net.edge_part("aux_skip").coef.fill_(0.5)
         assert not torch.allclose(aux_net(x), plain_net(x))
         aux_net.train()  # it also applies in train mode
         assert not torch.allclose(aux_net(x), plain_net.train()(x))
@@ -115,7 +116,7 @@ def test_aux_skip_is_outside_the_softmax_and_never_selectable():
 def test_method_yamls_compose():
     dm = _cfg("method=darts_minus")
     assert dm.method.name == "darts_minus" and dm.method.mixer.name == "softmax"
-    assert dm.method.supernet.aux_skip is True and dm.method.supernet.partial_channels == 1
+    assert plain(dm.method.edge_parts) == [{"name": "aux_skip"}]
     assert plain(dm.method.components) == [{"name": "aux_skip_decay", "schedule": "linear", "beta0": 1.0,
                                             "T_start": 0, "T_max": None, "T_stop": None}]
     assert dm.optimizer.name == "bilevel" and dm.selection.name == "magnitude"
@@ -126,7 +127,7 @@ def test_method_yamls_compose():
     assert sd.optimizer.arch_lr == 3e-4 and plain(sd.method.components) == []
 
     pc = _cfg("method=pc_darts")
-    assert pc.method.mixer.name == "pc_softmax" and pc.method.supernet.partial_channels == 4
+    assert pc.method.mixer.name == "pc_softmax" and plain(pc.method.edge_parts) == [{"name": "partial_channels", "k": 4}]
     assert pc.optimizer.name == "bilevel" and pc.optimizer.arch_start_epoch == 15
     assert pc.search.batch_size == 256
     assert pc.optimizer.lr == 0.1 and pc.optimizer.lr_min == 0.0 and pc.optimizer.weight_decay == 3e-4
@@ -169,9 +170,9 @@ def _one_step(cfg, space):
 def test_one_search_step_nb201(method):
     cfg = _cfg(f"method={method}", "space.supernet.C=8", "space.supernet.N=1")
     net, comps = _one_step(cfg, get_space("nb201"))
-    assert net.aux_skip == (method == "darts_minus")
+    assert (net.edge_part("aux_skip") is not None) == (method == "darts_minus")
     if method == "darts_minus":
-        assert float(net.aux_skip_coef) == pytest.approx(1.0)
+        assert float(net.edge_part("aux_skip").coef) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -229,6 +230,7 @@ def test_single_level_data_all_streams_both_splits(tmp_path):
     base = ["method=single_darts", *TINY_SEARCH, "search.epochs=1", f"out_root={tmp_path}"]
     train_only = SearchSession(_cfg(*base))
     both = SearchSession(_cfg(*base, "optimizer.data=all"))
+    train_only, both = train_only.setup, both.setup
     n_w, n_a = len(train_only.weights_split), len(train_only.arch_split)
     assert n_w == n_a == 128 and train_only.engine.arch_stream is None
     assert len(both.weights_split) == n_w + n_a
@@ -251,7 +253,7 @@ def test_channel_shuffle_permutation():
 
 @pytest.mark.parametrize("cell_cls", [FastSearchCell, ReferenceSearchCell])
 def test_partial_channel_cells_build_ops_on_c_over_k(cell_cls):
-    full, pc = cell_cls(8, partial_channels=1), cell_cls(8, partial_channels=4)
+    full, pc = cell_cls(8), cell_cls(8, method_parts(4))
     assert pc.c_op == 2
     convs = [m for m in pc.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(m.in_channels == 2 for m in convs)
@@ -265,7 +267,7 @@ def test_partial_channel_cells_build_ops_on_c_over_k(cell_cls):
 def test_partial_channel_cell_bypass_and_shuffle(cell_cls):
     """skip_connect alone on every edge (weight 1, scale 1): each edge output is shuffle(cat[x[:C/K], x[C/K:]])
     = x[:, perm], so node1 = s(x), node2 = s(x) + s(node1), node3 = s(x) + s(node1) + s(node2)."""
-    cell = cell_cls(8, partial_channels=4)
+    cell = cell_cls(8, method_parts(4))
     weights = torch.zeros(6, 5)
     weights[:, 1] = 1.0
     x = torch.randn(2, 8, 4, 4)
@@ -399,7 +401,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch, method, ext
         assert {"mixer.alphas.normal", "mixer.alphas.reduce"} <= set(b["supernet"])
     elif method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == pytest.approx([1.0, 2 / 3, 1 / 3])
-        assert float(b["supernet"]["aux_skip_coef"]) == pytest.approx(1 / 3)
+        assert float(b["supernet"]["edge_part_specs.0.coef"]) == pytest.approx(1 / 3)
     else:
         assert [m["arch_updates"] for m in metrics] == [0.0, 1.0, 1.0]
 
@@ -431,7 +433,7 @@ def test_search_end_to_end_on_the_darts_space(tmp_path, method):
     assert alphas == {"mixer.alphas.normal": (14, 8), "mixer.alphas.reduce": (14, 8)}
     if method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == [1.0, 0.5]
-        assert float(state["supernet"]["aux_skip_coef"]) == 0.5 and state["components"] == [{"beta": 0.5}]
+        assert float(state["supernet"]["edge_part_specs.0.coef"]) == 0.5 and state["components"] == [{"beta": 0.5}]
     else:
         assert state["components"] == []
 

@@ -17,7 +17,7 @@ from nascli.search.mixers.gumbel import fair_schedule
 from nascli.search.mixers.rome import RomeMixer, gumbel_top_k, relaxed_topk
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 
 
 def test_gumbel_top2_keeps_exactly_two_edges_per_node_over_many_draws():
@@ -77,7 +77,7 @@ def test_mix_computes_nothing_on_unsampled_edges_and_never_samples_none_on_darts
             assert 0 not in ops  # none (index 0) masked
         assert w.passthrough is None  # darts: off
     assert mixer.probabilities()["normal"][:, 0].sum() == 0
-    nb = RomeMixer(get_space("nb201"))
+    nb = RomeMixer(get_space("nb201"), exclude_none=False)  # the nb201 yaml default (search_defaults)
     sampled = Counter(k for _ in range(300) for k in nb.sample_ops("cell")[1].tolist())
     assert sampled[0] > 0  # nb201 keeps none unless configured
     assert RomeMixer(get_space("nb201"), exclude_none=True).allowed.tolist() == [False, True, True, True, True]
@@ -136,7 +136,7 @@ def test_strict_fair_weight_paths_use_every_op_once_when_k_equals_ops():
 def _tiny_rome(num_paths=3, **mixer_kw):
     space = get_space("nb201")
     mixer = RomeMixer(space, **mixer_kw)
-    net = space.build_supernet(mixer, 10, 3, SupernetOptions(track_running_stats=False), C=4, N=1)
+    net = space.build_supernet(mixer, 10, 3, (), C=4, N=1, track_running_stats=False)
     opt = SEARCH_OPTIMIZERS.get("multipath")(net, num_paths=num_paths, lr=0.1, weight_decay=0.0)
     return net, opt
 
@@ -247,7 +247,7 @@ def test_darts_space_forward_computes_ops_on_exactly_two_edges_per_node():
     space = get_space("darts")
     torch.manual_seed(0)
     mixer = RomeMixer(space)
-    net = space.build_supernet(mixer, 10, 3, SupernetOptions(), C=4, layers=3, impl="reference")
+    net = space.build_supernet(mixer, 10, 3, (), C=4, layers=3, impl="reference")
     for _ in range(3):
         calls, seen, cells = count_op_calls(net, mixer, torch.randn(2, 3, 8, 8))
         for c, cell in enumerate(cells):

@@ -6,13 +6,13 @@ from torch.func import functional_call
 from nascli.search.mixers import MIXERS
 from nascli.search.optimizers import SEARCH_OPTIMIZERS
 from nascli.spaces import get_space
-from nascli.spaces.base import SupernetOptions
+from nascli.search.edge_parts import method_parts
 
 
 def _tiny(seed=0):
     torch.manual_seed(seed)
     space = get_space("nb201")
-    net = space.build_supernet(MIXERS.get("softmax")(space, init_scale=0.5), 3, 3, SupernetOptions(), C=4, N=1).double()
+    net = space.build_supernet(MIXERS.get("softmax")(space, init_scale=0.5), 3, 3, (), C=4, N=1).double()
     batch = lambda: (torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.randint(0, 3, (6,)))  # noqa: E731
     return net, batch
 

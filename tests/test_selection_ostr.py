@@ -20,7 +20,7 @@ from nascli.search.selection import SELECTIONS, SelectionContext
 from nascli.search.selection.perturbation import edge_order
 from nascli.search.selection.probe import candidate_ops
 from nascli.spaces import get_space
-from nascli.spaces.base import Supernet, SupernetOptions
+from nascli.spaces.base import Supernet
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)  # NB201 op order
 
@@ -69,7 +69,7 @@ def conv_trained():
     alphas then favour avg_pool_3x3 on edge 0 (all other alpha rows uniform)."""
     torch.manual_seed(0)
     space = get_space("nb201")
-    net = space.build_supernet(MIXERS.get("softmax")(space), 4, 3, SupernetOptions(), C=4, N=1)
+    net = space.build_supernet(MIXERS.get("softmax")(space), 4, 3, (), C=4, N=1)
     batches = _batches()
     net.mixer.fix_edge("cell", 0, CONV3)
     opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9)
@@ -351,7 +351,7 @@ def test_perturbation_on_the_darts_rule_keeps_edges_whose_removal_hurts_most():
 def test_ostr_on_a_darts_supernet():
     space = get_space("darts")
     torch.manual_seed(0)
-    net = space.build_supernet(MIXERS.get("softmax")(space), 4, 3, SupernetOptions(), C=4, layers=3)
+    net = space.build_supernet(MIXERS.get("softmax")(space), 4, 3, (), C=4, layers=3)
     batches = _batches(n=1, bs=2)
     state = {k: v.clone() for k, v in net.state_dict().items()}
     result = SELECTIONS.get("ostr")(_ctx(net, batches), num_batches=1)

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from nascli import viz
+from nascli.errors import UnknownChoiceError
+from nascli.spaces.darts.space import cell_graph
 from nascli.spaces.darts import get_published
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +25,7 @@ def test_draw_darts_arch(tmp_path):
 
 
 def test_darts_cell_graph_labels():
-    nodes, edges = viz._darts_cell(get_published("darts_v2"), "normal")
+    nodes, edges = cell_graph(get_published("darts_v2"), "normal")
     assert nodes == ["c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}"]
     assert edges[0] == ("c_{k-2}", "0", "sep_conv_3x3")
     assert edges[7] == ("0", "3", "dil_conv_3x3")
@@ -67,5 +69,5 @@ def test_draw_cell_direct_and_errors(tmp_path):
     with pytest.raises(ValueError, match="cycle"):
         viz.draw_cell(tmp_path / "y.png", title="t", nodes=["a", "b"], edges=[("a", "b", "o"), ("b", "a", "o")])
     assert not (tmp_path / "y.png").exists()
-    with pytest.raises(ValueError, match="supported"):
-        viz.draw_arch(object(), tmp_path)
+    with pytest.raises(UnknownChoiceError, match="valid choices: darts, nb201"):
+        viz.draw_arch(object(), tmp_path)  # no space attribute: no space draws it

@@ -42,14 +42,6 @@ def avg_pool_3x3() -> nn.AvgPool2d:
     return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """PC-DARTS shuffle: view (B, g, C/g, H, W) -> transpose(1, 2) -> flatten."""
-    if groups == 1:
-        return x
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-
-
 def op_module(name: str, channels: int, affine: bool, track: bool) -> nn.Module | None:
     """A single NB201 op (stride 1, C -> C); ``None`` for ``none``."""
     builders = {
