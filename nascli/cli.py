@@ -99,6 +99,21 @@ def prepare_overrides(args: list[str]) -> list[str]:
     return out
 
 
+def compose_arch_space(command: str, args: list[str]) -> list[str]:
+    """``nas evaluate arch=X`` without ``space=``: add the space X belongs to, so Hydra composes that space and
+    the user's ``space.*`` overrides apply to it (instead of being dropped when the arch decides the space)."""
+    if command != "evaluate" or any(_GROUP_ARG.match(a) and _GROUP_ARG.match(a).group(1) == "space" for a in args):
+        return args
+    archs = [a.split("=", 1)[1] for a in args if _GROUP_ARG.match(a) and _GROUP_ARG.match(a).group(1) == "arch"]
+    if len(archs) != 1 or "," in archs[0] and archs[0][:1] not in "'\"":
+        return args  # no arch, or a sweep over several: evaluate decides per job
+    from nascli.spaces.lookup import arch_space_name
+    text = archs[0]
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return [f"space={arch_space_name(text)}", *args]
+
+
 def check_world_size(command: str) -> None:
     """One-line error when a single-device command is started by torchrun with WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -163,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         check_world_size(command)
         rest = prepare_overrides(rest)
+        rest = compose_arch_space(command, rest)
         from nascli.config import preflight  # flags, keys, sweeps and the schema, before Hydra runs
         rest = preflight(command, rest)
     except NasError as exc:
