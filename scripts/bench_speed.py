@@ -123,7 +123,7 @@ def worker(args: argparse.Namespace) -> dict:
     from nascli.search.mixers import MIXERS
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     from nascli.spaces import get_space
-    from nascli.spaces.base import SupernetOptions
+    from nascli.search.edge_parts import method_parts
 
     torch.set_num_threads(args.threads)
     cfg = CONFIGS[args.worker]
@@ -133,7 +133,7 @@ def worker(args: argparse.Namespace) -> dict:
     space = get_space(cfg.space)
     mixer = _pc_mixer() if cfg.mixer == "pc" else cfg.mixer
     torch.manual_seed(0)
-    net = space.build_supernet(MIXERS.get(mixer)(space), 10, 3, SupernetOptions(partial_channels=cfg.partial_channels),
+    net = space.build_supernet(MIXERS.get(mixer)(space), 10, 3, method_parts(partial_channels=cfg.partial_channels),
                                impl=impl, **sizes)
     net = to_device(net, device)
     g = torch.Generator().manual_seed(1)
