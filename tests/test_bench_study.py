@@ -144,11 +144,11 @@ def _jobs_ran(bdir: Path) -> set[str]:
 
 
 def test_tiny_study_reuses_finished_searches_and_derivations_across_studies(tmp_path):
-    args = [*TINY, "methods=[darts]", "seeds=[0]", "selections=[ostr]", OSTR_FAST, "progress=false", "plots=false",
-            "jobs=2", f"out_root={tmp_path}"]
-    first = benchmark(compose_cfg("benchmark", [*args, "baseline.samples=1"]))
-    assert first["status"] == "ok" and (first["runs"], first["runs_ok"], first["baseline_ok"]) == (1, 1, 1)
-    assert first["jobs"] == {"total": 4, "ran": 4, "reused": 0, "failed": 0, "skipped": 0}
+    args = [*TINY, "methods=[darts]", "seeds=[0]", "selections=[ostr]", OSTR_FAST, "baseline.samples=0",
+            "progress=false", "plots=false", "jobs=2", f"out_root={tmp_path}"]
+    first = benchmark(compose_cfg("benchmark", [*args, "baseline.seed=0"]))
+    assert first["status"] == "ok" and (first["runs"], first["runs_ok"]) == (1, 1)
+    assert first["jobs"] == {"total": 3, "ran": 3, "reused": 0, "failed": 0, "skipped": 0}
     report = json.loads(Path(first["report"]).read_text())
     row = report["runs"][0]
     derived = Path(row["search_run"]) / "arch_ostr.json"
@@ -156,19 +156,20 @@ def test_tiny_study_reuses_finished_searches_and_derivations_across_studies(tmp_
     assert json.loads(derived.read_text())["arch"] == row["arch"] and row["status"] == "ok"
     assert row["acc"] == json.loads((Path(row["eval_run"]) / "result.json").read_text())["test_acc"]
 
-    # another study (a new hash) over the same search: the search and its ostr derivation are reused
-    second = benchmark(compose_cfg("benchmark", [*args, "baseline.samples=0"]))
+    # another study (a new hash: another baseline seed) over the same search: the search and its ostr
+    # derivation are reused without a process; only the evaluation's `nas evaluate` starts (and finds its run)
+    second = benchmark(compose_cfg("benchmark", [*args, "baseline.seed=1"]))
     bdir = Path(second["benchmark_dir"])
     assert bdir != Path(first["benchmark_dir"]) and second["status"] == "ok"
     assert _jobs_ran(bdir) == {"evaluate-darts-seed0-ostr"}  # no search-*, no derive-* process
     assert second["jobs"] == {"total": 3, "ran": 1, "reused": 2, "failed": 0, "skipped": 0}
     assert (derived.read_bytes(), derived.stat().st_mtime_ns) == before
     again = json.loads(Path(second["report"]).read_text())
-    assert again["runs"] == report["runs"] and again["baseline"]["random"]["planned"] == 0
+    assert again["runs"] == report["runs"] and again["study"]["baseline"] == {"samples": 0, "seed": 1}
 
     # the same study again: every job is reused from its record, and the report is byte-identical
     report_bytes = Path(second["report"]).read_bytes()
-    third = benchmark(compose_cfg("benchmark", [*args, "baseline.samples=0", "jobs=1"]))
+    third = benchmark(compose_cfg("benchmark", [*args, "baseline.seed=1", "jobs=1"]))
     assert third["benchmark_dir"] == str(bdir)
     assert third["jobs"] == {"total": 3, "ran": 0, "reused": 3, "failed": 0, "skipped": 0}
     assert Path(third["report"]).read_bytes() == report_bytes
