@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nascli.bench.study import read_json
-from nascli.commands.run import atomic_write_json
+from nascli.rundir import atomic_write_json
 
 
 def write_baseline(bdir: Path, archs: list, seed: int) -> list[Path]:

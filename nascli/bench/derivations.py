@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from nascli.bench.study import read_json
-from nascli.commands.run import RunDir
 from nascli.errors import NasError
+from nascli.rundir import RunDir
 from nascli.spaces import get_space
 
 

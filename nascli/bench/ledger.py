@@ -22,7 +22,7 @@ from nascli.bench.derivations import finished_derivation
 from nascli.bench.graph import Derivation
 from nascli.bench.jobs import Job, Launch, Outcome
 from nascli.bench.study import read_json
-from nascli.commands.run import RunDir, atomic_write_json
+from nascli.rundir import RunDir, atomic_write_json
 
 
 def _run_still_holds(result: dict[str, Any] | None) -> bool:

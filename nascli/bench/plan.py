@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from nascli.bench.args import common_args, derive_overrides, evaluate_args, out_root_arg
 from nascli.bench.compose import Compose, choices, compose_or_fail, fresh_compose, group_overrides
 from nascli.bench.study import SearchRun, discover_runs
-from nascli.commands.run import RunDir
 from nascli.errors import NasError
 from nascli.overrides import merge_overrides
+from nascli.rundir import RunDir
 
 EVALUATIONS = ("auto", "train")            # auto: table lookup where possible, else training | train: always train
 

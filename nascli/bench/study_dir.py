@@ -2,7 +2,7 @@
 
 The hash covers what the study computes: its whole config except :data:`STUDY_ONLY_KEYS` (and the
 run-level keys that never change a result: device, paths, threads; see
-:func:`nascli.commands.run.config_hash`). An aggregation is defined by its sweep and the run directories
+:func:`nascli.rundir.config_hash`). An aggregation is defined by its sweep and the run directories
 found there instead of methods, seeds, variants, search overrides, space and dataset.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nascli.bench.plan import Plan
-from nascli.commands.run import config_hash
+from nascli.rundir import config_hash
 
 STUDY_ONLY_KEYS = ("jobs", "progress", "plots")   # do not change what a study computes (left out of its hash)
 AGGREGATE_FREE_KEYS = ("methods", "seeds", "variants", "search_overrides", "space", "dataset")

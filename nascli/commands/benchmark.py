@@ -41,7 +41,7 @@ from nascli.bench.study_plots import make_plots
 from nascli.bench.summary import accuracy_source, describe_study, result_line
 from nascli.bench.truth import table_for
 from nascli.commands.common import console, emit_result, set_threads
-from nascli.commands.run import atomic_write_bytes, atomic_write_json
+from nascli.rundir import atomic_write_bytes, atomic_write_json
 from nascli.spaces import get_space
 
 
