@@ -389,19 +389,28 @@ def test_cifar10_search_split_halves_train(tmp_path):
     assert torch.equal(w.images, w2.images)
 
 
-def test_cifar100_search_uses_train_and_xvalid_half_of_test(tmp_path):
+def test_partial_cifar100_is_reported_and_split_from_train_only(tmp_path, capsys):
+    """20 + 20 images cannot take NB201's 10,000-image xvalid/xtest file: one warning line, then the
+    balanced rule (search on train halves, evaluate on the whole test set)."""
     write_cifar100(tmp_path / "cifar-100-python", n_train=20, n_test=20)
     w, a, _ = D.search_splits(cfg("cifar100", root=str(tmp_path)))
-    assert sorted(row_ids(w.images)) == list(range(20))
-    assert len(a) == 10 and set(row_ids(a.images)) <= set(range(1000, 1020))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: cifar100 has 20 train and 20 test images, not the official "
+                                                   "50,000 and 10,000") and "cannot apply" in err
+    _assert_partition(row_ids(w.images), row_ids(a.images), list(range(20)))
+    assert (w.name, a.name, len(w), len(a)) == ("balanced-train", "balanced-valid", 10, 10)
+    train, test, _ = D.eval_splits(cfg("cifar100", root=str(tmp_path)))
+    assert (train.name, test.name, len(test)) == ("train", "test", 20)
+    assert "cannot apply" in capsys.readouterr().err
 
 
-def test_imagenet16_search_uses_train_and_xvalid_half_of_val(tmp_path):
+def test_partial_imagenet16_is_reported_and_split_from_train_only(tmp_path, capsys):
     write_imagenet16(tmp_path, n_val=40)
     w, a, _ = D.search_splits(cfg("imagenet16_120", root=str(tmp_path)))
     train, val, _ = D.eval_splits(cfg("imagenet16_120", root=str(tmp_path)))
-    assert torch.equal(w.images, train.images)
-    assert len(a) == len(val) // 2 and set(row_ids(a.images)) < set(row_ids(val.images))
+    assert "warning: imagenet16_120 has " in capsys.readouterr().err
+    _assert_partition(row_ids(w.images), row_ids(a.images), row_ids(train.images))
+    assert val.name == "test" and not set(row_ids(val.images)) & set(row_ids(w.images) + row_ids(a.images))
 
 
 def test_fashion_mnist_search_split_honours_train_portion(tmp_path):
@@ -444,4 +453,6 @@ def test_dataset_yamls_match_registry():
     for name in names:
         c = OmegaConf.load(conf_dir / f"{name}.yaml")
         assert c.name == name and c.root is None and c.download is True and c.train_portion == 0.5
+        nb201 = D.DATASETS.get(name).nb201_split is not None
+        assert c.split == ("nb201" if nb201 else "balanced")  # NB201's own files wherever NB201 has one
         assert D.dataset_info(c).name == name

@@ -126,7 +126,8 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
             emit_result(run.record_divergence(exc, base))
         raise
     result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
-              "benchmark": space.ground_truth(arch, str(cfg.dataset.name))}
+              "benchmark": space.ground_truth(arch, str(cfg.dataset.name)),
+              "test_split": test_split.name, "images": {"train": len(train_split), "test": len(test_split)}}
     if main:
         run.write_json("result.json", result)
         emit_result(result)

@@ -107,6 +107,8 @@ class SearchSession:
             "method": str(cfg.method.name), "optimizer": str(cfg.optimizer.name),
             "selection": str(cfg.selection.name), "seed": int(cfg.seed), "epochs": self.engine.epochs,
             "skip_count": self.space.skip_count(arch), "benchmark": bench,
+            "splits": {"weights": self.setup.weights_split.name, "arch": self.setup.arch_split.name},
+            "images": {"weights": len(self.setup.weights_split), "arch": len(self.setup.arch_split)},
             "search_time_s": round(self.elapsed, 3),
             "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
             "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),

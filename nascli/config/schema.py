@@ -49,6 +49,7 @@ DATASET: dict[str, Rule] = {
     "dataset.name": Text(),
     "dataset.root": Text(nullable=True),
     "dataset.download": Flag(),
+    "dataset.split": Choice(choices=("nb201", "balanced")),
     "dataset.train_portion": Number(low=0, high=1, low_open=True, high_open=True),
     "dataset.seed": Int(low=0),
     "dataset.num_classes": Int(low=2),

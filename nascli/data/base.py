@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from nascli.data.official_splits import Nb201Split
 from nascli.registry import Registry
 
 
@@ -35,11 +36,14 @@ class DatasetInfo:
 class ImageSplit:
     """A whole split held as tensors: ``images`` uint8 (N, C, H, W) contiguous, ``labels`` int64 (N,).
 
-    Splits returned by readers may share memory with the in-process cache: treat them as read-only.
+    ``name`` says which images these are (``train``, ``test``, NB201's ``xvalid``/``xtest``/``nb201-train``/
+    ``nb201-valid``, or ``balanced-train``/``balanced-valid``; see :mod:`nascli.data.splits`); run results
+    report it. Splits returned by readers may share memory with the in-process cache: treat them as read-only.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -62,12 +66,13 @@ class ImageSplit:
 
     def to(self, device: torch.device | str) -> "ImageSplit":
         """The same split as whole uint8/int64 tensors on ``device`` (no copy when already there)."""
-        return ImageSplit(self.images.to(device), self.labels.to(device))
+        return ImageSplit(self.images.to(device), self.labels.to(device), self.name)
 
-    def subset(self, indices: torch.Tensor) -> "ImageSplit":
-        """A new split holding the rows ``indices`` (a copy, in the given order)."""
+    def subset(self, indices: torch.Tensor, name: str | None = None) -> "ImageSplit":
+        """A new split holding the rows ``indices`` (a copy, in the given order), called ``name``."""
         indices = indices.to(self.images.device)
-        return ImageSplit(self.images.index_select(0, indices), self.labels.index_select(0, indices))
+        return ImageSplit(self.images.index_select(0, indices), self.labels.index_select(0, indices),
+                          self.name if name is None else name)
 
 
 def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -80,10 +85,14 @@ class DatasetReader(ABC):
     """Reads one dataset from its on-disk format and applies its split conventions.
 
     Subclasses are registered in :data:`DATASETS` under their config name. ``info`` must not touch
-    files; ``train``/``test`` load (cached in-process) whole splits on the CPU.
+    files; ``train``/``test`` load (cached in-process) whole splits on the CPU. ``official_sizes`` is the
+    (train, test) image count of the full release (None: no official size); ``nb201_split`` names
+    NB201's index file for the dataset and how the search uses it (None: NB201 has none).
     """
 
     name: ClassVar[str]
+    official_sizes: ClassVar[tuple[int, int] | None] = None
+    nb201_split: ClassVar[Nb201Split | None] = None
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -101,17 +110,16 @@ class DatasetReader(ABC):
         """The official test (or validation) split."""
 
     def search_splits(self) -> tuple[ImageSplit, ImageSplit]:
-        """(weights split, architecture split); default: the train split cut in two class-balanced parts."""
-        from nascli.data.splits import SPLIT_SEED, balanced_partition
+        """(weights split, architecture split) by the rule of ``dataset.split`` (:mod:`nascli.data.splits`)."""
+        from nascli.data.splits import search_rule
 
-        train = self.train()
-        portion = float(cfg_get(self.cfg, "train_portion", 0.5))
-        first, second = balanced_partition(train.labels, portion, seed=SPLIT_SEED)
-        return train.subset(first), train.subset(second)
+        return search_rule(self)
 
     def eval_splits(self) -> tuple[ImageSplit, ImageSplit]:
-        """(train, test) for training a discrete network from scratch."""
-        return self.train(), self.test()
+        """(train, test) for training a discrete network from scratch (:mod:`nascli.data.splits`)."""
+        from nascli.data.splits import eval_rule
+
+        return eval_rule(self)
 
 
 DATASETS: Registry[type[DatasetReader]] = Registry("dataset")

@@ -21,7 +21,7 @@ from nascli.data.download import (
     verify_archive,
 )
 from nascli.data.pickles import load_dict_pickle
-from nascli.data.splits import xvalid_half
+from nascli.data.official_splits import Nb201Split
 from nascli.errors import DataMissingError
 
 
@@ -125,10 +125,12 @@ class _Cifar(DatasetReader):
 
 @DATASETS.register("cifar10")
 class Cifar10(_Cifar):
-    """CIFAR-10: 50k train (data_batch_1..5) / 10k test; search = class-balanced train halves."""
+    """CIFAR-10: 50k train (data_batch_1..5) / 10k test; search (nb201) = NB201's 25k/25k train halves."""
 
     name = "cifar10"
     num_classes = 10
+    official_sizes = (50_000, 10_000)
+    nb201_split = Nb201Split(file="cifar-split.txt", indexes="train", weights="train", arch="valid")
     layout = CifarLayout(
         folder="cifar-10-batches-py",
         train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
@@ -148,10 +150,13 @@ class Cifar10(_Cifar):
 
 @DATASETS.register("cifar100")
 class Cifar100(_Cifar):
-    """CIFAR-100 (fine labels): 50k train / 10k test; search = all train / xvalid (5k half of test)."""
+    """CIFAR-100 (fine labels): 50k train / 10k test; search (nb201) = all train / xvalid (5k half of test),
+    evaluation reports on xtest (the other 5k)."""
 
     name = "cifar100"
     num_classes = 100
+    official_sizes = (50_000, 10_000)
+    nb201_split = Nb201Split(file="cifar100-test-split.txt", indexes="test", arch="xvalid", held_out="xtest")
     layout = CifarLayout(
         folder="cifar-100-python",
         train_files=("train",),
@@ -167,6 +172,3 @@ class Cifar100(_Cifar):
         mean = tuple(v / 255 for v in (129.3, 124.1, 112.4))
         std = tuple(v / 255 for v in (68.2, 65.4, 70.4))
         return DatasetInfo("cifar100", 100, 3, 32, mean, std, 4)
-
-    def search_splits(self) -> tuple[ImageSplit, ImageSplit]:
-        return self.train(), xvalid_half(self.test())

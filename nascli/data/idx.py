@@ -94,6 +94,7 @@ class FashionMNIST(DatasetReader):
     """
 
     name = "fashion_mnist"
+    official_sizes = (60_000, 10_000)
 
     def info(self) -> DatasetInfo:
         # mean/std: all 60k x 784 train pixels / 255, computed once from the real train set with

@@ -13,7 +13,7 @@ import torch
 from nascli.data.base import DATASETS, DatasetInfo, DatasetReader, ImageSplit, cfg_get
 from nascli.data.download import cache_dir, missing_data_error, search_dirs
 from nascli.data.pickles import load_dict_pickle
-from nascli.data.splits import xvalid_half
+from nascli.data.official_splits import Nb201Split
 from nascli.errors import DataMissingError
 
 TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
@@ -47,11 +47,14 @@ def _read_file(path: str, mtime_ns: int, size: int, num_classes: int) -> tuple[t
 class ImageNet16(DatasetReader):
     """ImageNet16-120: ~151.7k train / 6k val images, 3x16x16, 120 classes. User-provided files only.
 
-    Search: weights on the full train set, architecture on xvalid (a fixed 3k half of val).
-    Evaluation: train / full 6k val.
+    Search (nb201): weights on the full train set, architecture on NB201's xvalid (3k half of val).
+    Evaluation: train / xtest (the other 3k of val), never an image the search used.
     """
 
     name = "imagenet16_120"
+    # 151,700 train images (the union of NB201's ImageNet16-120-split.txt) and 6,000 val images.
+    official_sizes = (151_700, 6_000)
+    nb201_split = Nb201Split(file="imagenet-16-120-test-split.txt", indexes="test", arch="xvalid", held_out="xtest")
 
     def info(self) -> DatasetInfo:
         # NB201 ImageNet16 normalisation and RandomCrop(16, pad 2), METHODS.md 0.4.
@@ -90,6 +93,3 @@ class ImageNet16(DatasetReader):
 
     def test(self) -> ImageSplit:
         return self._load((VAL_FILE,))
-
-    def search_splits(self) -> tuple[ImageSplit, ImageSplit]:
-        return self.train(), xvalid_half(self.test())

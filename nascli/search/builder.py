@@ -84,7 +84,7 @@ class SearchSetup:
 
 def _concat(a, b):
     from nascli.data import ImageSplit
-    return ImageSplit(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
+    return ImageSplit(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), f"{a.name}+{b.name}")
 
 
 def build_search(cfg: DictConfig, device: torch.device) -> SearchSetup:
