@@ -238,3 +238,16 @@ def test_evaluate_result_names_its_test_split(tmp_path, monkeypatch, split, test
     if split == "nb201":
         xtest = official_splits.load_index_file("cifar100-test-split.txt").part("xtest")
         assert torch.equal(seen["test"], TEST_START + xtest)
+
+
+def test_search_result_names_its_splits_and_counts_their_images(tmp_path):
+    from helpers import TINY_SEARCH, compose_cfg
+
+    from nascli.commands.search import search
+
+    c = compose_cfg("search", [*TINY_SEARCH, "search.epochs=1", "search.max_steps_per_epoch=2", "device=cpu",
+                               "dataset.num_train=200", f"out_root={tmp_path}"])
+    result = search(c)
+    assert result["splits"] == {"weights": "balanced-train", "arch": "balanced-valid"}
+    assert result["images"] == {"weights": 100, "arch": 100}
+    assert json.loads((Path(result["run_dir"]) / "result.json").read_text())["images"] == result["images"]
