@@ -6,40 +6,20 @@ benchmark command line (``dataset.num_train=256``) back into overrides, so every
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli.compose_api import Compose, fresh_compose  # noqa: F401  (re-exported for the bench modules)
 from nascli.errors import NasError
 from nascli.overrides import hydra_value
 from nascli.paths import CONF_DIR
 
-Compose = Callable[..., DictConfig]
 
 
 def choices(group: str) -> list[str]:
     """Config names available in ``conf/<group>/``, sorted."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-@contextlib.contextmanager
-def fresh_compose() -> Iterator[Compose]:
-    """Hydra's compose API on ``conf/``, usable inside a running Hydra app (the benchmark is one): the
-    app's GlobalHydra is set aside for the duration and put back afterwards."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.singleton import Singleton
-
-    saved = Singleton._instances.pop(GlobalHydra, None)  # noqa: SLF001 - Hydra's own backup mechanism
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            yield compose
-    finally:
-        Singleton._instances.pop(GlobalHydra, None)  # noqa: SLF001
-        if saved is not None:
-            Singleton._instances[GlobalHydra] = saved  # noqa: SLF001
 
 
 def compose_or_fail(compose: Compose, name: str, overrides: list[str], what: str) -> DictConfig:

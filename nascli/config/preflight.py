@@ -14,15 +14,15 @@
 """
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nascli.compose_api import fresh_compose
 from nascli.config.schema import SCHEMAS
 from nascli.config.validate import (
     ConfigError,
@@ -187,21 +187,7 @@ def split_command_line(command: str, args: list[str], keys: Callable[[], list[st
 
 
 # ---------------------------------------------------------------------------- composing
-@contextlib.contextmanager
-def compose_api() -> Iterator[Callable[..., DictConfig]]:
-    """Hydra's compose API on ``conf/``; any GlobalHydra already set up is put back afterwards."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.singleton import Singleton
-
-    saved = Singleton._instances.pop(GlobalHydra, None)  # noqa: SLF001 - Hydra's own backup mechanism
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            yield compose
-    finally:
-        Singleton._instances.pop(GlobalHydra, None)  # noqa: SLF001
-        if saved is not None:
-            Singleton._instances[GlobalHydra] = saved  # noqa: SLF001
+compose_api = fresh_compose  # Hydra's compose API on the package configs (nascli/compose_api.py)
 
 
 def _first_line(exc: BaseException) -> str:
