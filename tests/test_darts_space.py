@@ -527,7 +527,10 @@ def test_space_config_file():
     cfg = OmegaConf.load(ROOT / "nascli" / "conf" / "space" / "darts.yaml")
     assert cfg.name == "darts"
     assert OmegaConf.to_container(cfg.supernet) == {"C": 16, "layers": 8, "stem_multiplier": 3, "impl": "fast"}
-    assert OmegaConf.to_container(cfg.search_defaults) == {"nesterov": False, "weight_decay": 3e-4,
-                                                           "first_order_update": "arch_first"}
+    assert OmegaConf.to_container(cfg.search_defaults) == {
+        "nesterov": False, "weight_decay": 3e-4, "first_order_update": "arch_first",
+        # GDAS/ROME on the DARTS space (METHODS 5.1, 5.2, 11.5): no passthrough, no none, pair rule, batch 256
+        "single_path": {"passthrough": False, "exclude_none": True, "derive_rule": "pairs", "batch_size": 256,
+                        "multipath_epochs": 50}}
     assert OmegaConf.to_container(cfg.network) == {"C": 36, "layers": 20, "auxiliary": True}
     assert OmegaConf.to_container(cfg.imagenet_network) == {"C": 48, "layers": 14}
