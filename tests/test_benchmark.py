@@ -426,8 +426,7 @@ def test_failing_search_is_recorded_and_the_study_completes(tmp_path):
 def test_multirun_callback_manifest_feeds_aggregate(tmp_path):
     common = ["space.supernet.C=4", "space.supernet.N=1", "dataset.num_train=256", "dataset.num_test=64",
               "dataset.image_size=8", "search.batch_size=16", "search.epochs=1", "num_threads=1"]
-    nas("search", "-m", "seed=0,1", *common, f"out_root={tmp_path}",
-        "+hydra.callbacks.run_manifest._target_=nascli.commands.sweep_callback.RunManifest", timeout=600)
+    nas("search", "-m", "seed=0,1", *common, f"out_root={tmp_path}", timeout=600)  # the manifest callback is on by default
     lines = [json.loads(x) for x in (tmp_path / "multirun" / "runs.jsonl").read_text().splitlines()]
     assert [(x["seed"], x["status"]) for x in lines] == [(0, "ok"), (1, "ok")]
     runs = discover_runs(tmp_path / "multirun")
