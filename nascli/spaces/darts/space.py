@@ -155,7 +155,7 @@ class DartsSpace(SearchSpace):
                 if rule == "default":
                     pairs.extend(self._darts_node(w, es, edges, candidates))
                 else:
-                    pairs.extend(self._gdas_node(w, edges, candidates))
+                    pairs.extend(self._pairs_node(w, edges, candidates))
             cells[ct] = pairs
             cells[f"{ct}_concat"] = list(range(NUM_INPUTS, NUM_INPUTS + STEPS))
         return DartsArch(**cells)
@@ -175,7 +175,7 @@ class DartsSpace(SearchSpace):
         kept = sorted(edges, key=lambda e: -score(e))[:2]  # stable: ties keep the lower input
         return [(self.ops[best_op(e)], e.src) for e in kept]
 
-    def _gdas_node(self, w: list[list[float]], edges: list[Edge],
+    def _pairs_node(self, w: list[list[float]], edges: list[Edge],
                    candidates: list[int]) -> list[tuple[str, int]]:
         cands = [(self.ops[k], e.src, w[e.index][k]) for e in edges for k in candidates]
         kept = sorted(cands, key=lambda c: -c[2])[:2]  # stable: ties keep lower input, then lower op
