@@ -52,6 +52,7 @@ def child(args: argparse.Namespace) -> dict:
     overrides = [f"method={args.method}", f"space={args.space}", *size_keys, "dataset=synthetic",
                  f"dataset.image_size={args.image}", f"dataset.num_train={2 * args.batch * (steps + 1)}",
                  f"dataset.num_test={args.batch}", f"search.batch_size={args.batch}", "search.epochs=1",
+                 "optimizer.arch_start_epoch=0",  # every timed step includes the architecture step (no warm-up)
                  f"device={args.device}", f"out_root={args.out_root}", *args.override]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("search", overrides=overrides)

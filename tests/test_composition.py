@@ -136,6 +136,17 @@ def test_full_matrix(method, optimizer, space):
         _derive(setup, selection)
 
 
+def test_warm_up_longer_than_the_run_is_refused():
+    cfg = compose_cfg("search", ["method=pc_darts", "search.epochs=10"])
+    with pytest.raises(IncompatibleError) as exc:
+        check_search_config(cfg)
+    assert str(exc.value) == (
+        "cannot compose this search: optimizer.arch_start_epoch=15 is not below search.epochs=10: the architecture "
+        "would never be updated (method pc_darts's warm-up is longer than the run); lower optimizer.arch_start_epoch "
+        "or raise search.epochs")
+    check_search_config(compose_cfg("search", ["method=pc_darts", "search.epochs=16"]))
+
+
 def test_matrix_counts():
     """138 of the 168 combinations run; 30 are refused (documented in the README)."""
     total = len(METHODS) * len(OPTIMIZERS) * len(SELECTIONS_ALL) * len(SPACES)

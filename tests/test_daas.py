@@ -190,7 +190,7 @@ def test_component_augments_the_weight_batch_and_rewards_with_the_val_loss(tmp_p
 
 
 def test_no_policy_update_without_an_architecture_step(tmp_path):
-    s = _session(tmp_path, ["optimizer.arch_start_epoch=1"])
+    s = _session(tmp_path, ["optimizer.arch_start_epoch=1", "search.epochs=2"])  # warm-up: epoch 0
     comp = s.components[0]
     s.engine.start_epoch(0)
     s.optimizer.step(s.engine.train_stream.next(), s.engine.arch_stream.next())

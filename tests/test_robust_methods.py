@@ -442,7 +442,8 @@ def test_search_end_to_end_on_the_darts_space(tmp_path, method):
 def test_darts_space_hessian_and_ostr_derive(tmp_path):
     from nascli.commands.derive import derive
 
-    res, metrics = _darts_search(tmp_path, "method=pc_darts", "diagnostics.hessian_every=2")
+    res, metrics = _darts_search(tmp_path, "method=pc_darts", "optimizer.arch_start_epoch=1",
+                                 "diagnostics.hessian_every=2")
     assert "hessian_eigenvalue" not in metrics[0] and math.isfinite(metrics[1]["hessian_eigenvalue"])
     out = derive(_cfg_derive(f"run='{res['run_dir']}'", "selection=ostr", "selection.num_batches=1"))
     data = json.loads(Path(out["arch_path"]).read_text())

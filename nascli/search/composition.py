@@ -35,6 +35,7 @@ class Composition:
     optimizer_options: dict[str, Any]
     components: tuple[tuple[str, type, dict[str, Any]], ...]
     selection: str
+    epochs: int
 
 
 COMPOSITION_RULES: Registry[Callable[[Composition], str | None]] = Registry("composition rule")
@@ -67,6 +68,18 @@ def _strict_fair_needs_paths(c: Composition) -> str | None:
     if c.mixer_options.get("strict_fair") and not c.optimizer.multi_path:
         return (f"method.mixer.strict_fair=true schedules ops over the K paths of optimizer=multipath; "
                 f"optimizer {c.optimizer_name} runs one path per update")
+    return None
+
+
+@COMPOSITION_RULES.register("warm_up")
+def _warm_up_shorter_than_the_run(c: Composition) -> str | None:
+    """An architecture warm-up (PC-DARTS: alpha frozen for 15 epochs) must end before the run does, or the
+    search trains no architecture at all and would still report status ok."""
+    start = int(c.optimizer_options.get("arch_start_epoch", 0) or 0)
+    if start >= c.epochs:
+        return (f"optimizer.arch_start_epoch={start} is not below search.epochs={c.epochs}: the architecture "
+                f"would never be updated (method {c.method}'s warm-up is longer than the run); lower "
+                f"optimizer.arch_start_epoch or raise search.epochs")
     return None
 
 
@@ -120,7 +133,7 @@ def composition(cfg: DictConfig) -> Composition:
     sel_name, sel_opts = _named(cfg.selection, "selection")
     check_options(sel_opts, accepted_options(SELECTIONS.get(sel_name)), "selection")
     return Composition(str(cfg.method.name), space, mixer, mixer_name, mixer_opts, optimizer,
-                       opt_name, opt_opts, tuple(components), sel_name)
+                       opt_name, opt_opts, tuple(components), sel_name, int(cfg.search.epochs))
 
 
 def check_search_config(cfg: DictConfig) -> Composition:
