@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nascli.bench.args import common_args, derive_overrides, evaluate_args, out_root_arg
 from nascli.bench.compose import Compose, choices, compose_or_fail, fresh_compose, group_overrides
 from nascli.bench.study import SearchRun, discover_runs
 from nascli.errors import NasError
 from nascli.overrides import merge_overrides
+from nascli.plain import plain
 from nascli.rundir import RunDir
 
 EVALUATIONS = ("auto", "train")            # auto: table lookup where possible, else training | train: always train
@@ -47,9 +48,6 @@ class Plan:
     hash_extra: dict[str, Any] = field(default_factory=dict)
     study_info: dict[str, Any] = field(default_factory=dict)
 
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def validate_lists(cfg: DictConfig) -> None:
@@ -105,7 +103,7 @@ def _planned_run(compose: Compose, argv: list[str], label: str, method: str, see
         raise NasError(f"search {label} seed={seed}: the composed config does not resolve "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     return SearchRun(label, method, seed, run.path, str(scfg.space.name), str(scfg.dataset.name),
-                     int(scfg.search.epochs), dict(_plain(scfg.selection)), _plain(scfg))
+                     int(scfg.search.epochs), dict(plain(scfg.selection)), plain(scfg))
 
 
 def plan_study(cfg: DictConfig) -> Plan:
@@ -113,7 +111,7 @@ def plan_study(cfg: DictConfig) -> Plan:
     validate_lists(cfg)
     labels = [str(m) for m in cfg.methods or []]
     seeds = [int(s) for s in cfg.seeds or []]
-    variants = {str(k): list(v) for k, v in (_plain(cfg.get("variants")) or {}).items()}
+    variants = {str(k): list(v) for k, v in (plain(cfg.get("variants")) or {}).items()}
     _check_methods(labels, seeds, variants)
     space, dataset = str(cfg.space.name), str(cfg.dataset.name)
     group_args = group_overrides("space", cfg.space) + group_overrides("dataset", cfg.dataset)
@@ -138,10 +136,10 @@ def plan_study(cfg: DictConfig) -> Plan:
 def compose_selections(compose: Compose, cfg: DictConfig) -> dict[str, dict]:
     """Each selection's composed ``nas derive`` selection config (name + options, with its
     ``derive_overrides``); ``derive_overrides`` naming a selection the study does not use is an error."""
-    extra = sorted(set(_plain(cfg.get("derive_overrides")) or {}) - {str(s) for s in cfg.selections})
+    extra = sorted(set(plain(cfg.get("derive_overrides")) or {}) - {str(s) for s in cfg.selections})
     if extra:
         raise NasError(f"derive_overrides names selections that the study does not use: {extra}")
-    return {str(s): dict(_plain(compose_or_fail(compose, "derive", [f"selection={s}", *derive_overrides(cfg, str(s))],
+    return {str(s): dict(plain(compose_or_fail(compose, "derive", [f"selection={s}", *derive_overrides(cfg, str(s))],
                                                 f"derive selection={s}").selection))
             for s in cfg.selections}
 

@@ -6,17 +6,12 @@ import sys
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
+from nascli.plain import plain  # noqa: F401  (re-exported: the commands' config values)
+
 console = Console(stderr=True, highlight=False)
-
-
-def plain(node: Any) -> Any:
-    """An OmegaConf node as plain Python data."""
-    if isinstance(node, DictConfig) or OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
 
 
 def set_threads(cfg: DictConfig) -> None:

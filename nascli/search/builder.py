@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nascli.device import to_device
+from nascli.plain import plain
 from nascli.search.components import Component, build_components
 from nascli.search.composition import Composition, check_search_config
 from nascli.search.edge_parts import build_edge_parts
@@ -25,25 +26,22 @@ from nascli.search.selection import SelectionContext
 from nascli.spaces import get_space
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
 
 def build_supernet(cfg: DictConfig, space, num_classes: int, in_channels: int) -> torch.nn.Module:
     """Mixer (``method.mixer``) + edge parts (``method.edge_parts``) + the space's supernet with
     ``space.supernet`` sizes and ``method.supernet`` switches."""
-    mixer_cfg = dict(_plain(cfg.method.mixer))
+    mixer_cfg = dict(plain(cfg.method.mixer))
     name = mixer_cfg.pop("name")
     mixer = construct(MIXERS.get(name), mixer_cfg, "method.mixer", space)
-    parts = build_edge_parts(_plain(cfg.method.get("edge_parts")))
-    options = {**dict(_plain(cfg.space.get("supernet")) or {}), **dict(_plain(cfg.method.get("supernet")) or {})}
+    parts = build_edge_parts(plain(cfg.method.get("edge_parts")))
+    options = {**dict(plain(cfg.space.get("supernet")) or {}), **dict(plain(cfg.method.get("supernet")) or {})}
     return space.build_supernet(mixer, num_classes, in_channels, parts, **options)
 
 
 def build_optimizer(cfg: DictConfig, supernet, device: torch.device) -> SearchOptimizer:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
 
-    opts = dict(_plain(cfg.optimizer))
+    opts = dict(plain(cfg.optimizer))
     name = opts.pop("name")
     return construct(SEARCH_OPTIMIZERS.get(name), opts, "optimizer", supernet, device=device)
 
@@ -100,7 +98,7 @@ def build_search(cfg: DictConfig, device: torch.device) -> SearchSetup:
     weights_split, arch_split = weights_split.to(device), arch_split.to(device)
     supernet = to_device(build_supernet(cfg, space, info.num_classes, info.channels), device)
     optimizer = build_optimizer(cfg, supernet, device)
-    components = build_components(_plain(cfg.method.get("components", [])), supernet, optimizer)
+    components = build_components(plain(cfg.method.get("components", [])), supernet, optimizer)
     s = cfg.search
     bs, cutout = int(s.batch_size), int(s.get("cutout", 0))
     train_stream = BatchStream(weights_split, info, bs, seed=int(cfg.seed), train_aug=True, cutout=cutout)

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nascli.errors import IncompatibleError
+from nascli.plain import plain
 from nascli.registry import Registry
 from nascli.search.options import accepted_options, check_options
 
@@ -88,12 +89,9 @@ def _bilevel_optimizers() -> list[str]:
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
 
 def _named(node: Any, where: str) -> tuple[str, dict[str, Any]]:
-    opts = dict(_plain(node) or {})
+    opts = dict(plain(node) or {})
     if "name" not in opts:
         raise IncompatibleError(f"{where} needs a name")
     return str(opts.pop("name")), opts
@@ -114,16 +112,16 @@ def composition(cfg: DictConfig) -> Composition:
     mixer_name, mixer_opts = _named(cfg.method.mixer, "method.mixer")
     mixer = MIXERS.get(mixer_name)
     check_options(mixer_opts, accepted_options(mixer), "method.mixer")
-    for spec in _plain(cfg.method.get("edge_parts")) or []:
+    for spec in plain(cfg.method.get("edge_parts")) or []:
         name, opts = _named(spec, "method.edge_parts entry")
         check_options(opts, accepted_options(EDGE_PARTS.get(name)), f"method.edge_parts[{name}]")
     components = []
-    for spec in _plain(cfg.method.get("components")) or []:
+    for spec in plain(cfg.method.get("components")) or []:
         name, opts = _named(spec, "method.components entry")
         cls = COMPONENTS.get(name)
         check_options(opts, accepted_options(cls), f"method.components[{name}]")
         components.append((name, cls, opts))
-    supernet_opts = {**dict(_plain(cfg.space.get("supernet")) or {}), **dict(_plain(cfg.method.get("supernet")) or {})}
+    supernet_opts = {**dict(plain(cfg.space.get("supernet")) or {}), **dict(plain(cfg.method.get("supernet")) or {})}
     check_options(supernet_opts, accepted_options(space.build_supernet, skip=("mixer", "num_classes", "in_channels",
                                                                                "edge_parts")),
                   f"{space.name} supernet (space.supernet / method.supernet)")
