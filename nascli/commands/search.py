@@ -12,20 +12,25 @@ from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device
 from nascli.profile import peak_memory_bytes
 from nascli.search.builder import build_search
-from nascli.search.composition import check_search_config
+from nascli.search.composition import Composition, check_search_config
 from nascli.search.diagnostics import alpha_entropy, dominant_eigenvalue
 from nascli.search.selection import SELECTIONS, SelectionContext
+
+
+def search_run_dir(cfg: DictConfig) -> RunDir:
+    """``<out_root>/search/<space>-<dataset>/<method>/<hash>/seed=<N>``."""
+    return RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
 
 
 class SearchSession:
     """One search run: the built search (nascli/search/builder.py) and its run directory."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, run: RunDir | None = None, composition: Composition | None = None):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.run = RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
+        self.run = run or search_run_dir(cfg)
         seed_everything(int(cfg.seed))
-        self.setup = build_search(cfg, self.device)
+        self.setup = build_search(cfg, self.device, composition)
         self.space, self.supernet = self.setup.space, self.setup.supernet
         self.optimizer, self.components, self.engine = self.setup.optimizer, self.setup.components, self.setup.engine
         self.elapsed = 0.0
@@ -121,8 +126,8 @@ class SearchSession:
 
 def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
-    check_search_config(cfg)  # unknown option keys and impossible combinations: one line, nothing written
-    session_run = RunDir.for_config(cfg, "search", f"{cfg.space.name}-{cfg.dataset.name}", cfg.method.name)
+    composition = check_search_config(cfg)  # unknown keys, impossible combinations: one line, nothing written
+    session_run = search_run_dir(cfg)
     from nascli.errors import DivergedError
     with session_run.lock():  # one process per run directory (RunLockedError names the holder)
         done = session_run.finished_result()
@@ -131,7 +136,7 @@ def search(cfg: DictConfig) -> dict[str, Any]:
             emit_result(done)
             return done
         try:
-            result = SearchSession(cfg).execute()
+            result = SearchSession(cfg, session_run, composition).execute()
         except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
             emit_result(session_run.record_divergence(exc, {
                 "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),

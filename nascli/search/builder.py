@@ -85,11 +85,12 @@ def _concat(a, b):
     return ImageSplit(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), f"{a.name}+{b.name}")
 
 
-def build_search(cfg: DictConfig, device: torch.device) -> SearchSetup:
-    """Check the config, then build the whole search on ``device`` (seed the RNGs before calling)."""
+def build_search(cfg: DictConfig, device: torch.device, composition: Composition | None = None) -> SearchSetup:
+    """Check the config (unless its ``composition`` is already checked), then build the whole search on
+    ``device`` (seed the RNGs before calling)."""
     from nascli.data import BatchStream, search_splits
 
-    composition = check_search_config(cfg)
+    composition = composition or check_search_config(cfg)
     space = get_space(str(cfg.space.name))
     weights_split, arch_split, info = search_splits(cfg.dataset)
     uses_arch = composition.optimizer.uses_arch_batches
