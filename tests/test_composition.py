@@ -91,15 +91,22 @@ def _check_refusal(method: str, optimizer: str, space: str) -> None:
     assert method in msg or optimizer in msg
 
 
+def _step_and_derive_or_refused(method: str, optimizer: str, space: str, selections: list[str]) -> None:
+    """One search step and a derivation with each of ``selections``, or the documented refusal."""
+    if (method, optimizer) in REFUSED:
+        _check_refusal(method, optimizer, space)
+        return
+    setup = _one_step(method, optimizer, space)
+    for selection in selections:
+        _derive(setup, selection)
+
+
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("method", METHODS)
 def test_method_optimizer_space_steps_and_derives(method, optimizer, space):
     """Every method x optimizer x space: one search step and a magnitude derivation, or the refusal."""
-    if (method, optimizer) in REFUSED:
-        _check_refusal(method, optimizer, space)
-        return
-    _derive(_one_step(method, optimizer, space), "magnitude")
+    _step_and_derive_or_refused(method, optimizer, space, ["magnitude"])
 
 
 def _default_optimizer(method: str) -> str:
@@ -128,12 +135,7 @@ def test_every_selection_derives_from_every_method(method, selection, space):
 @pytest.mark.parametrize("method", METHODS)
 def test_full_matrix(method, optimizer, space):
     """The whole method x optimizer x selection x space matrix, every selection on every trained supernet."""
-    if (method, optimizer) in REFUSED:
-        _check_refusal(method, optimizer, space)
-        return
-    setup = _one_step(method, optimizer, space)
-    for selection in SELECTIONS_ALL:
-        _derive(setup, selection)
+    _step_and_derive_or_refused(method, optimizer, space, SELECTIONS_ALL)
 
 
 def test_warm_up_longer_than_the_run_is_refused():
