@@ -88,6 +88,8 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
     ctx, device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
     main = ctx.is_main
     train_split, test_split, info = eval_splits(cfg.dataset)
+    if problem := space.input_size_problem(info.image_size):
+        raise NasError(problem)
     protocol = Protocol.from_config(cfg.protocol)
     model = to_device(model, device)
     state = run.load_checkpoint(map_location=device)  # every rank resumes from rank 0's checkpoint

@@ -55,6 +55,7 @@ DATASET: dict[str, Rule] = {
     "dataset.num_classes": Int(low=2),
     "dataset.channels": Int(low=1),
     "dataset.image_size": Int(low=1),
+    "dataset.resize": Int(low=1, nullable=True),
     "dataset.num_train": Int(low=1),
     "dataset.num_test": Int(low=1),
 }

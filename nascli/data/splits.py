@@ -27,6 +27,7 @@ import torch
 
 from nascli.data.base import DATASETS, DatasetInfo, DatasetReader, ImageSplit, cfg_get
 from nascli.data.official_splits import load_index_file
+from nascli.data.resize import resize_info, resize_split
 from nascli.errors import NasError
 
 SPLIT_SEED = 20200225  # any fixed constant; never derived from the run seed
@@ -160,21 +161,32 @@ def _reader(cfg: Any) -> DatasetReader:
     return DATASETS.get(str(cfg.name))(cfg)
 
 
+def _resize(cfg: Any) -> int | None:
+    """``dataset.resize``: the side length every image is resampled to (:mod:`nascli.data.resize`), or None."""
+    size = cfg_get(cfg, "resize", None)
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise NasError(f"dataset.resize must be a positive integer (pixels) or null, got {size!r}")
+    return int(size)
+
+
 def dataset_info(cfg: Any) -> DatasetInfo:
-    """Metadata for ``cfg.name`` without reading any data file."""
-    return _reader(cfg).info()
+    """Metadata for ``cfg.name`` without reading any data file (``image_size`` after ``dataset.resize``)."""
+    return resize_info(_reader(cfg).info(), _resize(cfg))
 
 
 def search_splits(cfg: Any) -> tuple[ImageSplit, ImageSplit, DatasetInfo]:
-    """(weights split, architecture split, info) by the rule of ``cfg.split`` (module doc)."""
-    reader = _reader(cfg)
+    """(weights split, architecture split, info) by the rule of ``cfg.split`` (module doc), resampled to
+    ``dataset.resize`` pixels when set."""
+    reader, size = _reader(cfg), _resize(cfg)
     weights, arch = reader.search_splits()
-    return weights, arch, reader.info()
+    return resize_split(weights, size), resize_split(arch, size), resize_info(reader.info(), size)
 
 
 def eval_splits(cfg: Any) -> tuple[ImageSplit, ImageSplit, DatasetInfo]:
     """(train, test, info) for training a discrete network from scratch; ``test.name`` says which test
-    images (``test`` or ``xtest``, module doc)."""
-    reader = _reader(cfg)
+    images (``test`` or ``xtest``, module doc). Resampled to ``dataset.resize`` pixels when set."""
+    reader, size = _reader(cfg), _resize(cfg)
     train, test = reader.eval_splits()
-    return train, test, reader.info()
+    return resize_split(train, size), resize_split(test, size), resize_info(reader.info(), size)

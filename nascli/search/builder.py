@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from nascli.device import to_device
 from nascli.plain import plain
+from nascli.errors import NasError
 from nascli.search.components import Component, build_components
 from nascli.search.composition import Composition, check_search_config
 from nascli.search.edge_parts import build_edge_parts
@@ -93,6 +94,8 @@ def build_search(cfg: DictConfig, device: torch.device, composition: Composition
     composition = composition or check_search_config(cfg)
     space = get_space(str(cfg.space.name))
     weights_split, arch_split, info = search_splits(cfg.dataset)
+    if problem := space.input_size_problem(info.image_size):
+        raise NasError(problem)
     uses_arch = composition.optimizer.uses_arch_batches
     if not uses_arch and composition.optimizer_options.get("data", "train") == "all":
         weights_split = _concat(weights_split, arch_split)

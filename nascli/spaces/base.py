@@ -105,6 +105,10 @@ class SearchSpace(ABC):
         """Number of skip connections in the arch (the collapse indicator)."""
 
     # ----- what the commands ask a space (defaults: the space has none of it) ----------------------
+    def input_size_problem(self, image_size: int) -> str | None:
+        """Why the space's networks cannot take ``image_size`` x ``image_size`` inputs (one line), or None."""
+        return None
+
     def ground_truth(self, arch: Arch, dataset: str) -> dict[str, Any] | None:
         """Tabulated accuracies of ``arch`` on ``dataset`` (a tabular benchmark such as NB201), or None."""
         return None

@@ -22,6 +22,14 @@ class NB201Space(SearchSpace):
     def edges(self, cell_type: str = "cell") -> list[Edge]:
         return [Edge("cell", k, s, d, 1) for k, (s, d) in enumerate(NB201_EDGES)]
 
+    def input_size_problem(self, image_size: int) -> str | None:
+        """The two stride-2 ResNet blocks add AvgPool2d(2, 2) (floor) to a stride-2 conv (ceil): their
+        shapes agree only when the size is even at both, i.e. divisible by 4 (METHODS.md 0.4)."""
+        if image_size % 4:
+            return (f"space nb201 needs an image size divisible by 4 (two stride-2 reductions), got "
+                    f"{image_size}x{image_size}; pick dataset.resize from e.g. 8, 12, 16, 28, 32")
+        return None
+
     def build_supernet(self, mixer, num_classes: int, in_channels: int, edge_parts=(), *, C: int = 16, N: int = 5,
                        impl: str = "fast", track_running_stats: bool = True):
         from nascli.spaces.nb201.supernet import NB201Supernet
