@@ -84,6 +84,34 @@ def _warm_up_shorter_than_the_run(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("weight_step_hooks")
+def _perturbation_needs_a_weight_step(c: Composition) -> str | None:
+    """A component that sets the mixing weights of the weight step (SDARTS, MS-DARTS) needs an optimizer that
+    updates w in a step of its own, after the architecture step (``weight_step_hooks``)."""
+    for name, cls, _ in c.components:
+        if getattr(cls, "perturbs_weight_step", False) and not getattr(c.optimizer, "weight_step_hooks", False):
+            from nascli.search.optimizers import SEARCH_OPTIMIZERS
+            ok = [n for n in SEARCH_OPTIMIZERS.names() if getattr(SEARCH_OPTIMIZERS.get(n), "weight_step_hooks", False)
+                  and (c.mixer.samples_paths or not SEARCH_OPTIMIZERS.get(n).multi_path)]
+            return (f"method {c.method} (component {name}) trains the weights at perturbed mixing weights in a "
+                    f"weight step after the architecture step, and optimizer {c.optimizer_name} has no separate "
+                    f"weight step running the weight-step hooks; use optimizer={' or '.join(ok)}")
+    return None
+
+
+@COMPOSITION_RULES.register("mixing_override")
+def _perturbation_needs_a_deterministic_mixer(c: Composition) -> str | None:
+    """Training at given mixing probabilities needs a mixer that takes them (``supports_mixing_override``)."""
+    for name, cls, _ in c.components:
+        if getattr(cls, "perturbs_weight_step", False) and not getattr(c.mixer, "supports_mixing_override", False):
+            from nascli.search.mixers import MIXERS
+            ok = [n for n in MIXERS.names() if getattr(MIXERS.get(n), "supports_mixing_override", False)]
+            return (f"method {c.method} (component {name}) trains the weights at given mixing probabilities, and "
+                    f"mixer {c.mixer_name} samples its weights each forward (it cannot take them); use "
+                    f"method.mixer.name={' or '.join(ok)}")
+    return None
+
+
 def _bilevel_optimizers() -> list[str]:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]

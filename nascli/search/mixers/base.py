@@ -9,6 +9,8 @@ A mixer never builds ops; the space's cells ask it, once per forward pass and ce
 (``parts``: the method's edge parts, nascli/spaces/edge.py).
 ``none`` is never computed (its output is zero). Interventions (fixing an edge to one op, masking
 an op) are applied here, on top of any mixer, so selection criteria work for every method.
+:meth:`Mixer.mixing_override` replaces the op weights by given probabilities for a block (SDARTS,
+MS-DARTS train w at perturbed softmax(alpha)); only deterministic relaxations support it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from nascli.errors import IncompatibleError
 from nascli.registry import Registry
 from nascli.spaces.edge import EdgeWeights, sum_edge_outputs
 
@@ -33,6 +36,9 @@ class Mixer(nn.Module, ABC):
 
     #: whether each forward pass samples a path (single-path methods) instead of mixing deterministically
     samples_paths: bool = False
+    #: whether :meth:`mixing_override` may set the op weights (deterministic relaxations; a sampler cannot)
+    supports_mixing_override: bool = False
+    _override: dict[str, torch.Tensor] | None = None
 
     def __init__(self, space, init_scale: float = 1e-3):
         super().__init__()
@@ -60,6 +66,8 @@ class Mixer(nn.Module, ABC):
     def edge_weights(self, cell_type: str) -> EdgeWeights:
         """What the cells call: the method's weights with the current interventions applied."""
         w = self.mix(cell_type)
+        if self._override is not None:
+            w = EdgeWeights(self._override[cell_type], w.active, w.passthrough, w.edge_scale)
         if not self._fixed and not self._masked:
             return w
         weights = w.weights.clone()
@@ -126,6 +134,24 @@ class Mixer(nn.Module, ABC):
             yield
         finally:
             self._held = before
+
+    @contextlib.contextmanager
+    def mixing_override(self, probs: dict[str, torch.Tensor]) -> Iterator[None]:
+        """For the block, :meth:`edge_weights` uses ``probs[cell_type]`` (E, O) as the op weights as they are
+        (no softmax, not detached: a gradient reaches them); the mixer's edge scale and passthrough and the
+        interventions still apply, and alpha is untouched. Every cell type needs its tensor of alpha's shape.
+        Raises :class:`~nascli.errors.IncompatibleError` on a mixer that samples its weights."""
+        if not self.supports_mixing_override:
+            raise IncompatibleError(f"mixer {type(self).__name__} samples its mixing weights and cannot train at "
+                                    f"given probabilities")
+        if set(probs) != set(self.alphas) or any(probs[ct].shape != a.shape for ct, a in self.alphas.items()):
+            raise ValueError(f"mixing_override needs one tensor per cell type shaped like alpha "
+                             f"{ {ct: tuple(a.shape) for ct, a in self.alphas.items()} }")
+        before, self._override = self._override, dict(probs)
+        try:
+            yield
+        finally:
+            self._override = before
 
     def fix_edge(self, cell_type: str, edge: int, op: int) -> None:
         """Replace the mixture on ``edge`` by ``op`` alone (weight 1)."""

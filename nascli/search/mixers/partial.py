@@ -42,6 +42,8 @@ def node_softmax(beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class PartialChannelMixer(Mixer):
     """softmax(alpha) per edge, scaled by the per-node softmax of the edge betas (module docstring)."""
 
+    supports_mixing_override = True  # the given probabilities replace softmax(alpha); the beta scale stays
+
     def __init__(self, space, init_scale: float = 1e-3, beta_init_scale: float = 1e-3, **kw: object):
         super().__init__(space, init_scale=init_scale, **kw)
         self.betas = nn.ParameterDict({

@@ -10,6 +10,8 @@ from nascli.search.mixers.base import MIXERS, EdgeWeights, Mixer
 class SoftmaxMixer(Mixer):
     """Every op of every edge is computed and weighted by softmax(alpha) of its edge."""
 
+    supports_mixing_override = True
+
     def mix(self, cell_type: str) -> EdgeWeights:
         return EdgeWeights(torch.softmax(self.alphas[cell_type], dim=-1))
 

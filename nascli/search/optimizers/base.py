@@ -69,7 +69,11 @@ class StepHooks:
 
     ``before_step(train_batch) -> train_batch``: may transform the step's training batch (DAAS augmentation);
     ``on_loss(prefix, loss)``: sees every reported loss of the step (prefix ``train`` or ``val``, detached);
-    ``after_step()``: after all updates of the step.
+    ``after_step()``: after all updates of the step;
+    ``before_weight_step(train_batch)`` / ``after_weight_step()``: right before and after the update of w
+    (after the architecture step when alpha is updated first), from optimizers whose
+    :attr:`SearchOptimizer.weight_step_hooks` is true; ``after_weight_step`` runs even when the update
+    raised. A component uses them to train w at other mixing weights (SDARTS, MS-DARTS).
     """
 
     def before_step(self, batch: "Batch") -> "Batch":
@@ -80,6 +84,12 @@ class StepHooks:
 
     def after_step(self) -> None:
         """Called once the step's updates are done."""
+
+    def before_weight_step(self, batch: "Batch") -> None:
+        """Called with the step's training batch right before w is updated."""
+
+    def after_weight_step(self) -> None:
+        """Called right after w is updated (undo what :meth:`before_weight_step` set)."""
 
 
 class SearchOptimizer(ABC):
@@ -93,6 +103,9 @@ class SearchOptimizer(ABC):
     uses_arch_batches: bool = True
     #: whether each update averages K sampled paths (needs a mixer that samples paths to mean anything)
     multi_path: bool = False
+    #: whether :meth:`update` trains w in a weight update of its own wrapped by :meth:`weight_hooks` (the
+    #: ``before_weight_step`` / ``after_weight_step`` hooks); false for a joint w/alpha step (single level)
+    weight_step_hooks: bool = False
 
     def __init__(self, supernet, *, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
                  nesterov: bool = False, weight_decay: float = 3e-4, grad_clip: float = 5.0,
@@ -141,14 +154,27 @@ class SearchOptimizer(ABC):
                 h.on_loss(prefix, loss.detach())
         return loss
 
+    @contextlib.contextmanager
+    def weight_hooks(self, batch: Batch):
+        """The attached hooks' ``before_weight_step(batch)``, the block (one update of w), then
+        ``after_weight_step()`` in reverse attachment order, also when the block raised."""
+        for h in self.hooks:
+            h.before_weight_step(batch)
+        try:
+            yield
+        finally:
+            for h in reversed(self.hooks):
+                h.after_weight_step()
+
     def weight_step(self, batch: Batch) -> None:
-        """SGD on w with L_train (alpha frozen), gradient norm clipped."""
-        self.w_opt.zero_grad(set_to_none=True)
-        with frozen(self.arch):
-            self.loss(batch, "train").backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
-        self.w_opt.step()
+        """SGD on w with L_train (alpha frozen), gradient norm clipped; inside :meth:`weight_hooks`."""
+        with self.weight_hooks(batch):
+            self.w_opt.zero_grad(set_to_none=True)
+            with frozen(self.arch):
+                self.loss(batch, "train").backward()
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
+            self.w_opt.step()
 
     def first_order_arch_step(self, batch: Batch) -> None:
         """Adam on alpha with g = dL_val/dalpha at the current w (w frozen)."""

@@ -27,6 +27,8 @@ ORDERS = ("weights_first", "arch_first")
 
 @SEARCH_OPTIMIZERS.register("bilevel")
 class BilevelOptimizer(SearchOptimizer):
+    weight_step_hooks = True  # w is trained in weight_step (the hooks run after the alpha step with arch_first)
+
     def __init__(self, supernet, *, order: str = "weights_first", **kw: Any):
         super().__init__(supernet, **kw)
         if order not in ORDERS:

@@ -78,10 +78,11 @@ class MultiPathOptimizer(BilevelOptimizer):
             self._scale(self.arch, 1.0 / self.num_paths)
 
     def weight_step(self, batch: Batch) -> None:
-        self.accumulate_weight_grads(batch)
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
-        self.w_opt.step()
+        with self.weight_hooks(batch):
+            self.accumulate_weight_grads(batch)
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
+            self.w_opt.step()
 
     def first_order_arch_step(self, batch: Batch) -> None:
         self.accumulate_arch_grads(batch)
