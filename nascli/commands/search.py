@@ -15,6 +15,7 @@ from nascli.search.builder import build_search
 from nascli.search.composition import Composition, check_search_config
 from nascli.search.diagnostics import alpha_entropy, dominant_eigenvalue
 from nascli.search.selection import SELECTIONS, SelectionContext
+from nascli.spaces.param_free import parameter_free_share
 
 
 def search_run_dir(cfg: DictConfig) -> RunDir:
@@ -52,6 +53,7 @@ class SearchSession:
         record["alpha_entropy"] = alpha_entropy(self.supernet.mixer.probabilities())
         record["alphas"] = {ct: p.tolist() for ct, p in self.supernet.mixer.probabilities().items()}
         record["skip_count"] = self.space.skip_count(derived)
+        record["param_free_share"] = parameter_free_share(self.space, derived)  # nascli/spaces/param_free.py
         record["arch"] = derived.to_string()
         record["benchmark"] = self.space.ground_truth(derived, str(self.cfg.dataset.name))
         every = int(self.cfg.diagnostics.get("hessian_every", 0) or 0)

@@ -54,6 +54,9 @@ class SearchSpace(ABC):
     cell_types: tuple[str, ...]  # ("cell",) for NB201, ("normal", "reduce") for DARTS
     none_op: str = "none"
     skip_op: str = "skip_connect"
+    #: names of the ops without parameters (skip, none, pooling, ...): the collapse reading of
+    #: nascli/spaces/param_free.py counts them in a derived arch
+    parameter_free_ops: frozenset[str] = frozenset()
 
     @abstractmethod
     def edges(self, cell_type: str) -> list[Edge]:
@@ -103,6 +106,10 @@ class SearchSpace(ABC):
     @abstractmethod
     def skip_count(self, arch: Arch) -> int:
         """Number of skip connections in the arch (the collapse indicator)."""
+
+    def cell_ops(self, arch: Arch) -> dict[str, list[str]]:
+        """The op of every chosen edge of ``arch``, per cell type (for :mod:`nascli.spaces.param_free`)."""
+        raise NotImplementedError(f"space {self.name} does not list the ops of its archs")
 
     # ----- what the commands ask a space (defaults: the space has none of it) ----------------------
     def input_size_problem(self, image_size: int) -> str | None:

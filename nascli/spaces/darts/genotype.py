@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from nascli.errors import BadArchError
 from nascli.spaces.base import Arch
@@ -76,7 +76,9 @@ def _check_cell(cell_type: str, pairs: Any, concat: Any, ops: Sequence[str],
 
 @dataclass(frozen=True)
 class DartsArch(Arch):
-    """A DARTS-space genotype. Ops are checked against the 8 DARTS PRIMITIVES, inputs against node order.
+    """A DARTS-space genotype. Ops are checked against ``valid_ops`` (the 8 DARTS PRIMITIVES; a subclass per
+    R-DARTS space, nascli/spaces/darts/rdarts.py, sets its own ``space`` and ``valid_ops``), inputs against node
+    order.
 
     JSON (schema 1): ``{"schema": 1, "space": "darts", "normal": [[op, input], ...], "normal_concat":
     [2, 3, 4, 5], "reduce": [...], "reduce_concat": [...]}``; extra keys (provenance, scores) are ignored
@@ -89,11 +91,12 @@ class DartsArch(Arch):
     reduce_concat: tuple[int, ...]
 
     space = "darts"  # class attribute, not a field
+    valid_ops: ClassVar[tuple[str, ...]] = PRIMITIVES
 
     def __post_init__(self) -> None:
         for ct in CELL_TYPES:
             pairs, concat = _check_cell(ct, getattr(self, ct), getattr(self, f"{ct}_concat"),
-                                        PRIMITIVES, steps=None)
+                                        self.valid_ops, steps=None)
             object.__setattr__(self, ct, pairs)
             object.__setattr__(self, f"{ct}_concat", concat)
 
@@ -138,22 +141,22 @@ class DartsArch(Arch):
         return f"DartsArch({self.to_string()!r})"
 
 
-def arch_from_json(data: dict[str, Any], steps: int | None = 4) -> DartsArch:
-    """Inverse of :meth:`DartsArch.to_json` (checks schema and space; ignores extra keys)."""
+def arch_from_json(data: dict[str, Any], steps: int | None = 4, arch_cls: type[DartsArch] = DartsArch) -> DartsArch:
+    """Inverse of :meth:`DartsArch.to_json` (checks schema and space = ``arch_cls.space``; ignores extra keys)."""
     if not isinstance(data, dict):
         raise _fail(f"DARTS arch JSON must be an object, got {type(data).__name__}")
     if data.get("schema") != JSON_SCHEMA:
         raise _fail(f"unsupported DARTS arch JSON schema {data.get('schema')!r}; valid: {JSON_SCHEMA}")
-    if data.get("space") != "darts":
-        raise _fail(f"arch JSON is for space {data.get('space')!r}, not 'darts'")
+    if data.get("space") != arch_cls.space:
+        raise _fail(f"arch JSON is for space {data.get('space')!r}, not {arch_cls.space!r}")
     cells: dict[str, Any] = {}
     for ct in CELL_TYPES:
         for key in (ct, f"{ct}_concat"):
             if key not in data:
                 raise _fail(f"DARTS arch JSON lacks key {key!r}")
-        pairs, concat = _check_cell(ct, data[ct], data[f"{ct}_concat"], PRIMITIVES, steps)
+        pairs, concat = _check_cell(ct, data[ct], data[f"{ct}_concat"], arch_cls.valid_ops, steps)
         cells[ct], cells[f"{ct}_concat"] = pairs, concat
-    return DartsArch(**cells)
+    return arch_cls(**cells)
 
 
 # ----- the safe Genotype(...) text parser -------------------------------------------------------------
@@ -307,20 +310,23 @@ def _flatten_cell(cell_type: str, cell: Any) -> Any:
                 "tuples of two pairs, AutoDL format)")
 
 
-def parse_genotype(text: str, ops: Sequence[str] = PRIMITIVES, steps: int | None = 4) -> DartsArch:
+def parse_genotype(text: str, ops: Sequence[str] | None = None, steps: int | None = 4,
+                   arch_cls: type[DartsArch] = DartsArch) -> DartsArch:
     """Parse ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)`` safely.
 
     Accepts an optional ``NAME =`` prefix, positional fields in namedtuple order, ``range(a, b)``
     concats, the AutoDL nested per-node format and its ``connectN=None, connects=None`` fields. Ops are
-    checked against ``ops`` (the 8 DARTS PRIMITIVES by default; pass a subset to forbid e.g. ``none``),
+    checked against ``ops`` (default: ``arch_cls.valid_ops``, the 8 DARTS PRIMITIVES for :class:`DartsArch`;
+    pass a subset to forbid e.g. ``none``); the result is an ``arch_cls``,
     inputs against node order, and the node count against ``steps`` (None: any). Raises BadArchError
     with a one-line message naming the bad token and the valid choices.
     """
     if not isinstance(text, str):
         raise _fail(f"genotype text must be a string, got {type(text).__name__}")
-    unknown = [o for o in ops if o not in PRIMITIVES]
+    ops = arch_cls.valid_ops if ops is None else ops
+    unknown = [o for o in ops if o not in arch_cls.valid_ops]
     if unknown:
-        raise ValueError(f"ops {unknown} are not DARTS primitives; valid: {', '.join(PRIMITIVES)}")
+        raise ValueError(f"ops {unknown} are not ops of {arch_cls.space}; valid: {', '.join(arch_cls.valid_ops)}")
     positional, keywords = _Parser(text.strip()).genotype()
     if len(positional) > len(_KEYS):
         raise _fail(f"bad genotype text: {len(positional)} positional fields, at most {len(_KEYS)} "
@@ -343,4 +349,4 @@ def parse_genotype(text: str, ops: Sequence[str] = PRIMITIVES, steps: int | None
     for ct in CELL_TYPES:
         pairs, concat = _check_cell(ct, _flatten_cell(ct, fields[ct]), fields[f"{ct}_concat"], ops, steps)
         cells[ct], cells[f"{ct}_concat"] = pairs, concat
-    return DartsArch(**cells)
+    return arch_cls(**cells)

@@ -4,8 +4,9 @@ Reference: quark0/darts@f276dd3 ``cnn/model.py`` (METHODS.md §0.2, §0.3), repr
 that parameter counts and multiply-adds equal the reference's:
 
 * Cell: ``preprocess0`` = FactorizedReduce(C_pp -> C) after a reduction cell, else ReLU-Conv1x1-BN;
-  ``preprocess1`` = ReLU-Conv1x1-BN; each genotype pair ``(op, j)`` becomes ``OPS[op](C, stride, affine=True)``
-  with stride 2 when the cell reduces and ``j < 2``; node = sum of its two op outputs; output = concat of
+  ``preprocess1`` = ReLU-Conv1x1-BN; each genotype pair ``(op, j)`` becomes ``CELL_OPS[op](C, stride, affine=True)``
+  with stride 2 when the cell reduces and ``j < 2`` (``CELL_OPS``: the 8 PRIMITIVES and R-DARTS's ``noise``, which
+  stays noise in evaluation as in R-DARTS); node = sum of its two op outputs; output = concat of
   the ``*_concat`` nodes. In training with ``drop_prob > 0`` every op output that is not an Identity
   (stride-1 ``skip_connect``) goes through drop path: a per-sample Bernoulli(1 - p) mask, scaled by 1/(1 - p).
 * NetworkCIFAR(C=36, layers=20): stem Conv3x3(in -> 3C) + BN; reduction cells at layers//3 and
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from nascli.spaces.darts.genotype import DartsArch
-from nascli.spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN
+from nascli.spaces.darts.ops import CELL_OPS, FactorizedReduce, ReLUConvBN
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -55,7 +56,7 @@ class Cell(nn.Module):
         self.multiplier = len(self._concat)
         self._indices = tuple(src for _, src in pairs)
         self._ops = nn.ModuleList(
-            OPS[op](C, 2 if reduction and src < 2 else 1, True) for op, src in pairs
+            CELL_OPS[op](C, 2 if reduction and src < 2 else 1, True) for op, src in pairs
         )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The eight candidate operations of the DARTS CNN search space, as plain modules.
+"""The eight candidate operations of the DARTS CNN search space (and R-DARTS's ``noise``), as plain modules.
 
 Reference: quark0/darts@f276dd3 ``cnn/operations.py`` and ``cnn/genotypes.py`` (METHODS.md §0.1).
 Every convolution has ``bias=False``; every BatchNorm is affine when ``affine=True`` (discrete
@@ -9,6 +9,11 @@ exactly the reference's. Ops map C channels to C channels; ``stride=2`` halves t
 ``OPS[name](C, stride, affine)`` builds one op; ``PRIMITIVES`` lists the names in the order of the alpha
 columns. The search-time BatchNorm after pooling ops (reference ``MixedOp``) belongs to the supernet
 (``nascli/spaces/darts/supernet.py``), not to these ops.
+
+``CELL_OPS`` is every op a DARTS-family cell may hold: ``OPS`` plus ``noise`` (:class:`Noise`), the
+parameter-free op of the R-DARTS space S4 (automl/RobustDARTS src/operations.py ``NoiseOp``; METHODS.md 8).
+``noise`` is not one of the 8 PRIMITIVES: only the R-DARTS variants (``nascli/spaces/darts/rdarts.py``) offer
+it. Search cells and discrete networks build their ops from ``CELL_OPS``.
 """
 from __future__ import annotations
 
@@ -42,6 +47,23 @@ class Zero(nn.Module):
         if self.stride == 1:
             return x.mul(0.0)
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class Noise(nn.Module):
+    """``noise``: fresh N(mean, std^2) samples shaped like ``x[:, :, ::stride, ::stride]`` on every call, in
+    training and in evaluation alike (R-DARTS evaluates S4 cells with the noise in place). No parameters; no
+    gradient reaches ``x``. Defaults mean 0, std 1 (automl/RobustDARTS src/operations.py ``OPS['noise']``)."""
+
+    def __init__(self, stride: int, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.stride, self.mean, self.std = stride, float(mean), float(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        like = x if self.stride == 1 else x[:, :, :: self.stride, :: self.stride]
+        out = torch.randn_like(like, memory_format=torch.preserve_format)
+        if self.std != 1.0 or self.mean != 0.0:
+            out = out * self.std + self.mean
+        return out
 
 
 class ReLUConvBN(nn.Sequential):
@@ -132,3 +154,11 @@ OPS: dict[str, OpFactory] = {
     "dil_conv_3x3": lambda C, stride, affine: DilConv(C, C, 3, stride, 2, 2, affine=affine),
     "dil_conv_5x5": lambda C, stride, affine: DilConv(C, C, 5, stride, 4, 2, affine=affine),
 }
+
+# Ops beyond the 8 PRIMITIVES that the R-DARTS spaces add (automl/RobustDARTS src/operations.py; METHODS.md 8).
+RDARTS_OPS: dict[str, OpFactory] = {
+    "noise": lambda C, stride, affine: Noise(stride),
+}
+
+# Every op a DARTS-family cell (search or discrete) may hold.
+CELL_OPS: dict[str, OpFactory] = {**OPS, **RDARTS_OPS}

@@ -6,6 +6,11 @@ else ReLU-Conv1x1-BN; ``preprocess1`` = ReLU-Conv1x1-BN), computes the 4 interme
 their 14 incoming edges (DARTS order, stride 2 on reduce-cell edges leaving nodes 0 and 1) and outputs
 ``concat(nodes 2..5)``. Every BatchNorm is ``affine=False``; pooling ops are followed by a BN.
 
+Edge e builds only its own candidate ops ``edge_ops[e]`` (the space's op table, ``DartsSpace.edge_ops``; the
+8 PRIMITIVES on every edge by default, 2 or 3 per edge in the R-DARTS variants): module k of edge e is the
+op weighted by alpha column k. ``none`` is never built nor computed (an Identity placeholder keeps the
+column positions).
+
 For edge e = (j -> i) with stride s, the mixer's :class:`~nascli.spaces.edge.EdgeWeights` w and the
 method's edge parts (nascli/spaces/edge.py; e.g. PC-DARTS partial channels narrow the ops to C' = C / K):
 
@@ -24,7 +29,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from nascli.spaces.base import Edge
-from nascli.spaces.darts.ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from nascli.spaces.darts.ops import CELL_OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
 from nascli.spaces.darts.space import darts_edges
 from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, sum_edge_outputs
 
@@ -56,7 +61,7 @@ def search_op(name: str, C: int, stride: int, track_running_stats: bool) -> nn.M
     """One candidate op of a search edge (``None`` for ``none``); pooling gets its search BN."""
     if name == "none":
         return None
-    op = OPS[name](C, stride, False)
+    op = CELL_OPS[name](C, stride, False)
     if name in POOL_OPS:
         op = nn.Sequential(op, search_bn(C, track_running_stats))
     return as_search_module(op, track_running_stats)
@@ -69,12 +74,32 @@ def search_skip(C: int, stride: int, track_running_stats: bool) -> nn.Module:
     return as_search_module(FactorizedReduce(C, C, affine=False), track_running_stats)
 
 
-def build_edge_ops(edges: list[Edge], C: int, track_running_stats: bool) -> nn.ModuleList:
-    """Per edge a ModuleList of the 8 candidate ops in PRIMITIVES order (an empty Identity for ``none``,
-    which is never called)."""
+def build_edge_ops(edges: list[Edge], C: int, track_running_stats: bool,
+                   edge_ops: Sequence[Sequence[str]] | None = None) -> nn.ModuleList:
+    """Per edge a ModuleList of its candidate ops in alpha-column order (``edge_ops[e]``, default the 8
+    PRIMITIVES), an empty Identity for ``none``, which is never called."""
+    table = edge_op_table(edges, edge_ops)
     return nn.ModuleList(
-        nn.ModuleList(search_op(name, C, e.stride, track_running_stats) or nn.Identity() for name in PRIMITIVES)
-        for e in edges)
+        nn.ModuleList(search_op(name, C, e.stride, track_running_stats) or nn.Identity() for name in names)
+        for e, names in zip(edges, table))
+
+
+def edge_op_table(edges: list[Edge], edge_ops: Sequence[Sequence[str]] | None) -> list[tuple[str, ...]]:
+    """``edge_ops`` as tuples, one per edge (the 8 PRIMITIVES on every edge when None)."""
+    if edge_ops is None:
+        return [PRIMITIVES] * len(edges)
+    table = [tuple(names) for names in edge_ops]
+    if len(table) != len(edges):
+        raise ValueError(f"the op table has {len(table)} edges, the cell {len(edges)}")
+    unknown = sorted({n for names in table for n in names if n not in CELL_OPS})
+    if unknown:
+        raise ValueError(f"unknown search ops {unknown}; valid: {', '.join(CELL_OPS)}")
+    return table
+
+
+def none_columns(table: Sequence[Sequence[str]]) -> list[int | None]:
+    """Per edge the column of ``none`` (None where the edge has no ``none``)."""
+    return [list(names).index("none") if "none" in names else None for names in table]
 
 
 class SearchCellBase(nn.Module):
@@ -85,7 +110,7 @@ class SearchCellBase(nn.Module):
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
         super().__init__()
         self.C = C
         self.reduction = reduction
@@ -93,6 +118,8 @@ class SearchCellBase(nn.Module):
         self.steps, self.multiplier = steps, multiplier
         self.track = track_running_stats
         self.edge_list: list[Edge] = darts_edges(self.cell_type, steps)
+        self.op_names: list[tuple[str, ...]] = edge_op_table(self.edge_list, edge_ops)
+        self.none_cols: list[int | None] = none_columns(self.op_names)
         if reduction_prev:
             self.preprocess0: nn.Module = as_search_module(FactorizedReduce(C_prev_prev, C, affine=False), self.track)
         else:
@@ -104,8 +131,9 @@ class SearchCellBase(nn.Module):
         self.c_op = self.parts.width
 
     @staticmethod
-    def prepare(w: EdgeWeights) -> EdgeWeights:
-        """Per-forward preprocessing of a cell type's EdgeWeights, shared by all cells of that type."""
+    def prepare(w: EdgeWeights, none_cols: Sequence[int | None] | None = None) -> EdgeWeights:
+        """Per-forward preprocessing of a cell type's EdgeWeights, shared by all cells of that type
+        (``none_cols``: per edge the column of ``none``, :func:`none_columns`)."""
         return w
 
     def preprocess(self, s0: torch.Tensor, s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,14 +152,15 @@ class SearchCellBase(nn.Module):
 
 
 class ReferenceSearchCell(SearchCellBase):
-    """The obviously-correct search cell: a ModuleList of the 8 ops (``None`` for ``none``) per edge."""
+    """The obviously-correct search cell: a ModuleList of the edge's ops (an unused Identity for ``none``) per
+    edge."""
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, edge_parts, track_running_stats,
-                         steps, multiplier)
-        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
+                         steps, multiplier, edge_ops)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights) -> torch.Tensor:
         s0, s1 = self.preprocess(s0, s1)
@@ -146,7 +175,7 @@ class ReferenceSearchCell(SearchCellBase):
             x = states[e.src]
             xo = self.parts.op_input(x)
             mixed = None
-            for o in w.ops_of(e.index, NONE):
+            for o in w.ops_of(e.index, self.none_cols[e.index]):
                 t = w.weights[e.index, o] * self.edges[e.index][o](xo)
                 mixed = t if mixed is None else mixed + t
             terms[e.dst].append(self.parts.finish(mixed, x, e, w, shape))

@@ -18,6 +18,9 @@ docs/SPEED.md):
   passed as that BN's ``weight``: BN(z) * w in one kernel, and dL/dw comes out of the BN backward;
 * ``none`` is never computed; ops outside ``EdgeWeights.active`` are not computed (single-path
   methods); the coefficients are unbound once per forward pass and cell type, not per cell.
+
+Ops are dispatched by name through the cell's op table (``op_names[e][k]``, the space's ``edge_ops``), so the
+R-DARTS variants with 2-3 ops per edge (and ``noise``: a fresh N(0, 1) tensor per edge and call) run here too.
 """
 from __future__ import annotations
 
@@ -30,29 +33,31 @@ from torch import nn
 from collections.abc import Sequence
 
 from nascli.spaces.base import Edge
-from nascli.spaces.darts.search_cells import NONE, OP_INDEX, SearchCellBase, build_edge_ops
+from nascli.spaces.darts.search_cells import SearchCellBase, build_edge_ops
 from nascli.spaces.edge import EdgePartSpec, EdgeWeights
 from nascli.spaces.darts.search_conv import depthwise_conv, use_fast_backward
 
 CL = torch.channels_last
-# parameter-free pooling ops: op index -> fn(x, stride) (PRIMITIVES max/avg_pool_3x3, pad 1)
+# parameter-free pooling ops: op name -> fn(x, stride) (PRIMITIVES max/avg_pool_3x3, pad 1)
 POOLS = {
-    OP_INDEX["max_pool_3x3"]: lambda x, s: F.max_pool2d(x, 3, s, 1),
-    OP_INDEX["avg_pool_3x3"]: lambda x, s: F.avg_pool2d(x, 3, s, 1, count_include_pad=False),
+    "max_pool_3x3": lambda x, s: F.max_pool2d(x, 3, s, 1),
+    "avg_pool_3x3": lambda x, s: F.avg_pool2d(x, 3, s, 1, count_include_pad=False),
 }
 
 
 class PreparedWeights:
     """One cell type's EdgeWeights as per-(edge, op) scalars / channel vectors, built once per forward.
 
-    coef[e, o] = weights[e, o] * edge_scale[e] (edge_scale folded into the ops of the mixed part)."""
+    coef[e, o] = weights[e, o] * edge_scale[e] (edge_scale folded into the ops of the mixed part);
+    ``none_cols[e]``: the column of ``none`` on edge e (None: no ``none``), never computed."""
 
-    def __init__(self, w: EdgeWeights):
+    def __init__(self, w: EdgeWeights, none_cols: Sequence[int | None] | None = None):
         self.w = w
         coef = w.weights if w.edge_scale is None else w.weights * w.edge_scale[:, None]
         self.coef = coef
         self.scalars = [row.unbind(0) for row in coef.unbind(0)]
-        self.ops = [w.ops_of(e, NONE) for e in range(coef.shape[0])]
+        cols = [None] * coef.shape[0] if none_cols is None else list(none_cols)
+        self.ops = [w.ops_of(e, cols[e]) for e in range(coef.shape[0])]
         self.scale = None if w.edge_scale is None else w.edge_scale.unbind(0)
         pt = w.passthrough
         self.passthrough = None if pt is None else (pt.unbind(0) if torch.is_tensor(pt) and pt.dim() else
@@ -124,11 +129,11 @@ class _NodeFeatures:
             out = F.pad(out, (0, r.shape[3] % 2, 0, r.shape[2] % 2))
         return out.contiguous(memory_format=CL)
 
-    def pooled(self, o: int) -> torch.Tensor:
-        """max/avg pool (op index ``o``) of the op channels, once per node."""
-        key = f"_pool{o}"
+    def pooled(self, name: str) -> torch.Tensor:
+        """max/avg pool (op ``name``) of the op channels, once per node."""
+        key = f"_pool_{name}"
         if key not in self.__dict__:
-            self.__dict__[key] = POOLS[o](self.xo, self.stride)
+            self.__dict__[key] = POOLS[name](self.xo, self.stride)
         return self.__dict__[key]
 
 
@@ -139,23 +144,27 @@ class FastSearchCell(SearchCellBase):
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, edge_parts, track_running_stats,
-                         steps, multiplier)
-        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track)
+                         steps, multiplier, edge_ops)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names)
         self.outgoing: list[list[Edge]] = [[e for e in self.edge_list if e.src == j]
                                            for j in range(2 + steps - 1)]
-        self._op_fns = {
-            OP_INDEX["max_pool_3x3"]: self._pool, OP_INDEX["avg_pool_3x3"]: self._pool,
-            OP_INDEX["skip_connect"]: self._skip,
-            OP_INDEX["sep_conv_3x3"]: self._sep, OP_INDEX["sep_conv_5x5"]: self._sep,
-            OP_INDEX["dil_conv_3x3"]: self._dil, OP_INDEX["dil_conv_5x5"]: self._dil,
+        op_fns = {
+            "max_pool_3x3": self._pool, "avg_pool_3x3": self._pool, "skip_connect": self._skip,
+            "sep_conv_3x3": self._sep, "sep_conv_5x5": self._sep, "dil_conv_3x3": self._dil,
+            "dil_conv_5x5": self._dil, "noise": self._noise,
         }
+        # per edge and column the function computing that op (None for none, which is never called)
+        self._op_fns = [[op_fns.get(name) for name in names] for names in self.op_names]
+        missing = sorted({n for names in self.op_names for n in names if n != "none" and n not in op_fns})
+        if missing:
+            raise ValueError(f"the fast DARTS search cell has no implementation of {missing}; use impl=reference")
 
     @staticmethod
-    def prepare(w: EdgeWeights) -> PreparedWeights:
+    def prepare(w: EdgeWeights, none_cols: Sequence[int | None] | None = None) -> PreparedWeights:
         """Done once per forward pass and cell type by the supernet (shared by all cells of the type)."""
-        return PreparedWeights(w)
+        return PreparedWeights(w, none_cols)
 
     # ----- ops: each returns its weighted output coef[e, o] * op_o(x) -------------------------------
     def _sep(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
@@ -182,26 +191,36 @@ class FastSearchCell(SearchCellBase):
             return p.scalars[e.index][o] * f.xo
         return self._factorized_reduce(self.edges[e.index][o], f, p.vector(e.index, o, self.c_op))
 
+    def _noise(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        """coef * N(0, 1) noise of the (strided) op input's shape, fresh per edge (ops.Noise)."""
+        return p.scalars[e.index][o] * self.edges[e.index][o](f.xo)
+
     def _pool(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
-        """Pool once per node; in batch-statistics mode also normalise once (see module docstring)."""
+        """Pool once per node; in batch-statistics mode also normalise once (see module docstring). Edges
+        share by op name: the same pool may sit in different columns of different edges."""
+        name = self.op_names[e.index][o]
         bn = self.edges[e.index][o][1]
         if not (bn.training or bn.running_mean is None):  # eval with running statistics: per edge
-            return batch_norm(f.pooled(o), bn, p.vector(e.index, o, self.c_op))
-        if o not in shared:
-            users = [bn] + [self.edges[d.index][o][1] for d in shared["edges"]
-                            if d.index != e.index and o in p.ops[d.index]]
+            return batch_norm(f.pooled(name), bn, p.vector(e.index, o, self.c_op))
+        key = ("pool", name)
+        if key not in shared:
+            users = [bn]
+            for d in shared["edges"]:
+                names = self.op_names[d.index]
+                if d.index != e.index and name in names and names.index(name) in p.ops[d.index]:
+                    users.append(self.edges[d.index][names.index(name)][1])
             track = bn.training and bn.track_running_stats
             before = (bn.running_mean.clone(), bn.running_var.clone()) if track and len(users) > 1 else None
-            shared[o] = batch_norm(f.pooled(o), bn)
+            shared[key] = batch_norm(f.pooled(name), bn)
             if before is not None:
                 _repeat_running_update(bn, before, users[1:])
-        return p.scalars[e.index][o] * shared[o]
+        return p.scalars[e.index][o] * shared[key]
 
     # ----- edges and nodes --------------------------------------------------------------------------------
     def _edge(self, e: Edge, f: _NodeFeatures, p: PreparedWeights, shared: dict, shape) -> torch.Tensor | None:
         """The edge formula of nascli/spaces/edge.py with edge_scale folded into the op coefficients, so the
         parts scale only what they add themselves (``bypass_scale``); the passthrough is added per node."""
-        terms = [self._op_fns[o](e, o, f, p, shared) for o in p.ops[e.index]]
+        terms = [self._op_fns[e.index][o](e, o, f, p, shared) for o in p.ops[e.index]]
         out = _sum(terms) if terms else None
         out = self.parts.combine(out, f.x, e, shape, None if p.scale is None else p.scale[e.index])
         a = self.parts.extra(f.x, e)
@@ -210,7 +229,7 @@ class FastSearchCell(SearchCellBase):
         return out
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights | PreparedWeights) -> torch.Tensor:
-        p = w if isinstance(w, PreparedWeights) else PreparedWeights(w)
+        p = w if isinstance(w, PreparedWeights) else PreparedWeights(w, self.none_cols)
         s0, s1 = self.preprocess(s0.contiguous(memory_format=CL), s1.contiguous(memory_format=CL))
         shape = self.out_shape(s1)
         states = [s0, s1]

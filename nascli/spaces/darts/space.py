@@ -1,5 +1,10 @@
 """The DARTS CNN search space (METHODS.md §0.1): 8 ops, 14 edges per cell, normal and reduce cells.
 
+The op table: edge e of a cell type offers the ops ``edge_ops(cell_type)[e]``, and alpha column k of edge e
+weights that edge's k-th op. In the DARTS space every edge offers the 8 PRIMITIVES; the R-DARTS variants
+(``rdarts.py``) subclass :class:`DartsSpace` with per-edge op lists. Everything below reads the table, never
+PRIMITIVES directly, so the variants share parsing, sampling, derivation, supernet and networks.
+
 Edge (alpha-row) order, quark0/darts@f276dd3 ``cnn/model_search.py``: ``for i in 0..3: for j in 0..i+1``
 gives edge ``j -> i+2``, i.e. (0->2, 1->2, 0->3, 1->3, 2->3, 0->4, ..., 4->5). In the reduce cell the
 edges leaving the input nodes 0 and 1 have stride 2.
@@ -16,6 +21,9 @@ Derivation rules (:meth:`DartsSpace.discretize`):
   (non-``none`` op, input) pair over all incoming edges by its op score and keep the top 2; both may come
   from the same input. Ties go to the lower input, then the lower op index (stable sort over inputs x
   ops). ``edge_scores`` are not used by this rule.
+
+Both rules name a chosen column by the edge's own op (``edge_ops(ct)[e][k]``); ``none`` is the column whose op
+is ``none`` (never chosen; absent in most R-DARTS variants).
 """
 from __future__ import annotations
 
@@ -75,9 +83,47 @@ class DartsSpace(SearchSpace):
     cell_types: tuple[str, ...] = CELL_TYPES
     none_op = "none"
     skip_op = "skip_connect"
+    #: ops without parameters (nascli/spaces/param_free.py); stride-2 skip_connect is counted too although its
+    #: FactorizedReduce has weights (the name-level rule of R-DARTS's collapse reading)
+    parameter_free_ops = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "noise"})
+    #: the arch class of this space (its ``space`` name and the ops a genotype may name)
+    arch_cls: type[DartsArch] = DartsArch
 
     def __init__(self) -> None:
         self._edges = {ct: darts_edges(ct) for ct in CELL_TYPES}
+        self._edge_at = {ct: {(e.src, e.dst): e.index for e in self._edges[ct]} for ct in CELL_TYPES}
+
+    def edge_ops(self, cell_type: str) -> list[tuple[str, ...]]:
+        """Per edge (alpha-row order) its candidate op names in alpha-column order; the DARTS space offers
+        the 8 PRIMITIVES on every edge."""
+        return [tuple(self.ops)] * len(self.edges(cell_type))
+
+    @property
+    def none_index(self) -> int | None:
+        """The alpha column of ``none`` (the same on every edge), or None when the space has no ``none``."""
+        return self.ops.index(self.none_op) if self.none_op in self.ops else None
+
+    def _own(self, arch: DartsArch) -> DartsArch:
+        """``arch`` as this space's arch class, after checking every pair against its edge's ops."""
+        for ct in CELL_TYPES:
+            table = self.edge_ops(ct)
+            for k, (op, src) in enumerate(arch.cell(ct)):
+                node = NUM_INPUTS + k // 2
+                e = self._edge_at[ct].get((src, node))
+                if e is not None:
+                    allowed = table[e]
+                elif len(set(table)) == 1:  # a cell with more nodes than the search cell: the common ops apply
+                    allowed = table[0]
+                else:
+                    raise BadArchError(f"{ct} node {node} is not a node of the {self.name} space, whose edges "
+                                       f"offer different ops ({STEPS} nodes)")
+                if op not in allowed:
+                    where = f"edge {e} ({src} -> {node})" if e is not None else f"node {node}"
+                    raise BadArchError(f"op {op!r} on {ct} {where} is not in the {self.name} space; valid "
+                                       f"ops there: {', '.join(o for o in allowed)}")
+        if type(arch) is self.arch_cls:
+            return arch
+        return self.arch_cls(**{f: getattr(arch, f) for f in ("normal", "normal_concat", "reduce", "reduce_concat")})
 
     # ----- structure -------------------------------------------------------------------------------
     def edges(self, cell_type: str) -> list[Edge]:
@@ -91,7 +137,7 @@ class DartsSpace(SearchSpace):
         JSON object of :meth:`DartsArch.to_json`."""
         s = text.strip()
         if is_published(s):
-            return get_published(s)
+            return self._own(get_published(s))
         if s.startswith("{"):
             try:
                 data = json.loads(s)
@@ -101,28 +147,30 @@ class DartsSpace(SearchSpace):
         if "Genotype" not in s:
             raise BadArchError(f"unknown DARTS arch {text!r}: expected a published name "
                                f"({', '.join(published_names())}) or Genotype(normal=[...], ...) text")
-        return parse_genotype(s, PRIMITIVES, steps=STEPS)
+        return self._own(parse_genotype(s, steps=STEPS, arch_cls=self.arch_cls))
 
     def arch_from_json(self, data: dict[str, Any]) -> DartsArch:
-        return arch_from_json(data, steps=STEPS)
+        return self._own(arch_from_json(data, steps=STEPS, arch_cls=self.arch_cls))
 
     def random_arch(self, rng: random.Random) -> DartsArch:
         """A uniform sample of the discrete space the DARTS rule can produce, i.e. the random baseline of
         DARTS (§3.3) and of Yang et al., "NAS evaluation is frustratingly hard" (ICLR'20), which sample
         architectures from the search space itself: per intermediate node two distinct inputs uniformly
-        among the earlier nodes (``rng.sample``), and for each an op uniformly among the 7 non-``none``
-        ops (``rng.choice``); concat = all intermediate nodes. Draw order: normal then reduce, node by
-        node. (The exact draw order of their samplers was not checked against their code.)"""
-        ops = [o for o in PRIMITIVES if o != self.none_op]
+        among the earlier nodes (``rng.sample``), and for each an op uniformly among the non-``none`` ops
+        of that edge (``rng.choice``; the 7 non-``none`` PRIMITIVES in the DARTS space); concat = all
+        intermediate nodes. Draw order: normal then reduce, node by node. (The exact draw order of their
+        samplers was not checked against their code.)"""
         cells: dict[str, Any] = {}
         for ct in CELL_TYPES:
+            table = self.edge_ops(ct)
             pairs: list[tuple[str, int]] = []
             for i in range(STEPS):
                 for src in rng.sample(range(NUM_INPUTS + i), 2):
+                    ops = [o for o in table[self._edge_at[ct][(src, NUM_INPUTS + i)]] if o != self.none_op]
                     pairs.append((rng.choice(ops), src))
             cells[ct] = pairs
             cells[f"{ct}_concat"] = list(range(NUM_INPUTS, NUM_INPUTS + STEPS))
-        return DartsArch(**cells)
+        return self.arch_cls(**cells)
 
     # ----- derivation ------------------------------------------------------------------------------
     def _scores(self, op_scores: dict[str, torch.Tensor], ct: str) -> torch.Tensor:
@@ -136,15 +184,17 @@ class DartsSpace(SearchSpace):
 
     def discretize(self, op_scores: dict[str, torch.Tensor],
                    edge_scores: dict[str, torch.Tensor] | None = None, rule: str = "default") -> DartsArch:
-        """Scores (higher is better, (14, 8) per cell type; ``edge_scores`` (14,)) -> DartsArch by the
-        DARTS rule (``default``) or the GDAS pair rule (``pairs``); see the module docstring."""
+        """Scores (higher is better, (14, K) per cell type with K = ops per edge, 8 in the DARTS space;
+        ``edge_scores`` (14,)) -> DartsArch by the DARTS rule (``default``) or the GDAS pair rule
+        (``pairs``); see the module docstring."""
         if rule not in RULES:
             raise UnknownChoiceError("DARTS derivation rule", rule, RULES)
-        none = self.ops.index(self.none_op)
+        none = self.none_index
         candidates = [k for k in range(len(self.ops)) if k != none]
         cells: dict[str, Any] = {}
         for ct in CELL_TYPES:
             w = self._scores(op_scores, ct).tolist()
+            table = self.edge_ops(ct)
             es: list[float] | None = None
             if rule == "default" and edge_scores is not None and edge_scores.get(ct) is not None:
                 es = torch.as_tensor(edge_scores[ct]).detach().to("cpu", torch.float64).flatten().tolist()
@@ -153,15 +203,16 @@ class DartsSpace(SearchSpace):
             pairs: list[tuple[str, int]] = []
             for dst, edges in self.incoming(ct).items():
                 if rule == "default":
-                    pairs.extend(self._darts_node(w, es, edges, candidates))
+                    pairs.extend(self._darts_node(w, es, edges, candidates, table))
                 else:
-                    pairs.extend(self._pairs_node(w, edges, candidates))
+                    pairs.extend(self._pairs_node(w, edges, candidates, table))
             cells[ct] = pairs
             cells[f"{ct}_concat"] = list(range(NUM_INPUTS, NUM_INPUTS + STEPS))
-        return DartsArch(**cells)
+        return self.arch_cls(**cells)
 
-    def _darts_node(self, w: list[list[float]], es: list[float] | None, edges: list[Edge],
-                    candidates: list[int]) -> list[tuple[str, int]]:
+    @staticmethod
+    def _darts_node(w: list[list[float]], es: list[float] | None, edges: list[Edge],
+                    candidates: list[int], table: list[tuple[str, ...]]) -> list[tuple[str, int]]:
         def best_op(e: Edge) -> int:
             k_best = candidates[0]
             for k in candidates[1:]:
@@ -173,17 +224,23 @@ class DartsSpace(SearchSpace):
             return es[e.index] if es is not None else w[e.index][best_op(e)]
 
         kept = sorted(edges, key=lambda e: -score(e))[:2]  # stable: ties keep the lower input
-        return [(self.ops[best_op(e)], e.src) for e in kept]
+        return [(table[e.index][best_op(e)], e.src) for e in kept]
 
-    def _pairs_node(self, w: list[list[float]], edges: list[Edge],
-                   candidates: list[int]) -> list[tuple[str, int]]:
-        cands = [(self.ops[k], e.src, w[e.index][k]) for e in edges for k in candidates]
+    @staticmethod
+    def _pairs_node(w: list[list[float]], edges: list[Edge], candidates: list[int],
+                    table: list[tuple[str, ...]]) -> list[tuple[str, int]]:
+        cands = [(table[e.index][k], e.src, w[e.index][k]) for e in edges for k in candidates]
         kept = sorted(cands, key=lambda c: -c[2])[:2]  # stable: ties keep lower input, then lower op
         return [(op, src) for op, src, _ in kept]
 
     def skip_count(self, arch: Arch) -> int:
         """Number of ``skip_connect`` ops in the normal cell (the DARTS collapse indicator)."""
         return sum(op == self.skip_op for op, _ in self._check(arch).normal)
+
+    def cell_ops(self, arch: Arch) -> dict[str, list[str]]:
+        """The ops of the derived cells: normal and reduce, in genotype order."""
+        arch = self._check(arch)
+        return {ct: [op for op, _ in arch.cell(ct)] for ct in CELL_TYPES}
 
     # ----- what the commands ask ---------------------------------------------------------------------
     def surrogate_estimate(self, arch: Arch) -> dict[str, Any]:
@@ -239,9 +296,9 @@ class DartsSpace(SearchSpace):
         return NetworkCIFAR(36 if C is None else C, num_classes, 20 if layers is None else layers,
                             auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob)
 
-    @staticmethod
-    def _check(arch: Arch) -> DartsArch:
+    def _check(self, arch: Arch) -> DartsArch:
+        """``arch`` as a genotype of this space (a DARTS-family genotype whose ops fit this space's edges)."""
         if not isinstance(arch, DartsArch):
-            raise BadArchError(f"the darts space needs a DARTS genotype, got a {getattr(arch, 'space', '?')} "
+            raise BadArchError(f"the {self.name} space needs a DARTS genotype, got a {getattr(arch, 'space', '?')} "
                                f"arch ({type(arch).__name__})")
-        return arch
+        return self._own(arch)

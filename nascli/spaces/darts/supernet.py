@@ -5,7 +5,8 @@
         outputs of cells k-2 and k-1 (the stem output for both at k = 0)
     global average pooling + Linear
 
-All normal cells share one alpha (14 x 8) and all reduction cells the other; the mixer is asked for
+All normal cells share one alpha (14 x K; K = 8 ops per edge in the DARTS space, 2-3 in the R-DARTS
+variants, whose cells build only each edge's own ops) and all reduction cells the other; the mixer is asked for
 each cell type's :class:`~nascli.search.mixers.base.EdgeWeights` once per forward pass (and the cell class
 may ``prepare`` them once for all its cells). ``impl`` picks the cell implementation: ``fast``
 (channels-last, per-node shared work, :mod:`nascli.spaces.darts.search_fast`; docs/SPEED.md) or
@@ -23,7 +24,7 @@ from torch import nn
 from nascli.registry import Registry
 from nascli.spaces.base import Supernet
 from nascli.spaces.edge import EdgePartSpec
-from nascli.spaces.darts.search_cells import ReferenceSearchCell, SearchCellBase
+from nascli.spaces.darts.search_cells import ReferenceSearchCell, SearchCellBase, none_columns
 from nascli.spaces.darts.search_fast import FastSearchCell, copy_reference_cell_to_fast
 
 CELL_IMPLS: Registry[type[SearchCellBase]] = Registry("DARTS supernet impl")
@@ -51,6 +52,7 @@ class DartsSupernet(Supernet):
         self.space, self.mixer, self.impl = space, mixer, impl
         self.edge_part_specs = nn.ModuleList(edge_parts)
         self.C, self.layers = C, layers
+        self.none_cols = {ct: none_columns(space.edge_ops(ct)) for ct in space.cell_types}
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c_curr = c_curr, c_curr, C
@@ -62,7 +64,7 @@ class DartsSupernet(Supernet):
             if reduction:
                 c_curr *= 2
             cells.append(cell_cls(c_pp, c_p, c_curr, reduction, reduction_prev, edge_parts, track_running_stats,
-                                  steps, multiplier))
+                                  steps, multiplier, edge_ops=space.edge_ops("reduce" if reduction else "normal")))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.cells = nn.ModuleList(cells)
@@ -70,7 +72,8 @@ class DartsSupernet(Supernet):
         self.classifier = nn.Linear(c_p, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = {ct: self.cell_cls.prepare(self.mixer.edge_weights(ct)) for ct in self.space.cell_types}
+        weights = {ct: self.cell_cls.prepare(self.mixer.edge_weights(ct), self.none_cols[ct])
+                   for ct in self.space.cell_types}
         if self.cell_cls.memory_format is not None:
             x = x.contiguous(memory_format=self.cell_cls.memory_format)
         s0 = s1 = self.stem(x)

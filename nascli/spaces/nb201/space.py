@@ -18,6 +18,7 @@ class NB201Space(SearchSpace):
     name = "nb201"
     ops = NB201_OPS
     cell_types = ("cell",)
+    parameter_free_ops = frozenset({"none", "skip_connect", "avg_pool_3x3"})
 
     def edges(self, cell_type: str = "cell") -> list[Edge]:
         return [Edge("cell", k, s, d, 1) for k, (s, d) in enumerate(NB201_EDGES)]
@@ -70,6 +71,10 @@ class NB201Space(SearchSpace):
 
     def skip_count(self, arch: NB201Arch) -> int:
         return sum(op == "skip_connect" for op in arch.ops)
+
+    def cell_ops(self, arch: NB201Arch) -> dict[str, list[str]]:
+        """The 6 edge ops of the one cell."""
+        return {"cell": list(arch.ops)}
 
     def ground_truth(self, arch: NB201Arch, dataset: str) -> dict[str, Any] | None:
         """The NAS-Bench-201 table's accuracies of ``arch`` on ``dataset`` (None for datasets it lacks)."""
