@@ -43,6 +43,10 @@ PROBE_OPTIONS = {"ostr": {"num_batches": 1}, "perturbation": {"num_batches": 1}}
 SAMPLING_METHODS = {"gdas", "rome", "daas"}
 REFUSED = {(m, "multipath"): "accumulates K sampled paths" for m in METHODS if m not in SAMPLING_METHODS}
 REFUSED[("daas", "single_level")] = "needs a validation loss"
+# SDARTS / MS-DARTS train w at perturbed mixing weights in a weight step of its own (weight-step hooks)
+PERTURBING_METHODS = {"sdarts_rs", "sdarts_adv", "ms_darts"}
+REFUSED.update({(m, o): "no separate weight step" for m in PERTURBING_METHODS for o in OPTIMIZERS
+                if not SEARCH_OPTIMIZERS.get(o).weight_step_hooks})
 
 
 def _cfg(method: str, optimizer: str, space: str, selection: str = "magnitude"):

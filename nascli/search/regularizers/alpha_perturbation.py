@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from nascli.device import frozen
-from nascli.errors import IncompatibleError
+from nascli.errors import IncompatibleError, OptionError
 from nascli.registry import Registry
 from nascli.search.components import COMPONENTS, Component
 from nascli.search.options import accepted_options
@@ -133,7 +133,8 @@ class PerturbedWeightStep(Component):
                  seed: int | None = None):
         super().__init__(supernet, optimizer)
         if epsilon_start < 0 or epsilon < 0:
-            raise ValueError(f"epsilon must be >= 0, got epsilon={epsilon}, epsilon_start={epsilon_start}")
+            raise OptionError(f"{type(self).__name__}: epsilon and epsilon_start must be >= 0, got "
+                              f"epsilon={epsilon}, epsilon_start={epsilon_start}")
         self.epsilon_max, self.epsilon_start = float(epsilon), float(epsilon_start)
         self.renormalize = bool(renormalize)
         self.epsilon = self.epsilon_start
@@ -211,7 +212,7 @@ class AlphaPerturbation(PerturbedWeightStep):
         self.kind = kind
         self.rule = PERTURBATIONS.get(kind)
         if int(steps) < 0:
-            raise ValueError(f"method.components[alpha_perturbation].steps must be >= 0, got {steps}")
+            raise OptionError(f"method.components[alpha_perturbation].steps must be >= 0, got {steps}")
         # the options the kind declares (pgd: steps, random_start; random_smoothing: neither)
         declared = accepted_options(self.rule)
         self.rule_options = {k: v for k, v in (("steps", int(steps)), ("random_start", bool(random_start)),

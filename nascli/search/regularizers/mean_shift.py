@@ -10,6 +10,8 @@ directly as the mixing weights, and alpha is left untouched. One iteration:
     omega = softmax_n(L_train(w, X~_n))              (higher loss, larger weight; eval mode, no gradient)
     k_{n,c} = exp(-||X~_n[c] - c[c]||^2 / (2 h^2)) / (h sqrt(2 pi))            per cell type c
     c[c] <- sum_n omega_n k_{n,c} X_n[c] / sum_n omega_n k_{n,c}
+(computed as sum_n softmax_n(log omega_n + log k_{n,c}) X_n[c]: the same value, without underflow for a
+small h).
 
 Reading taken, from aaron851113/MS-DARTS@61a1693 attacker/perturb_ms.py ``Mean_Shift_alpha`` (METHODS.md 8
 only says "clipped to [0, 1]"): the loss and the kernel distance use the clipped sample X~_n, while the
@@ -25,12 +27,13 @@ still trained at the mean-shifted probabilities (``optimizer.arch_start_epoch: 5
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
+from nascli.errors import OptionError
 from nascli.search.components import COMPONENTS
+from nascli.search.optimizers.base import upcast
 from nascli.search.regularizers.alpha_perturbation import (LossAt, PerturbedWeightStep, Probs, simplex_clip,
                                                            uniform_noise)
 
@@ -38,10 +41,9 @@ from nascli.search.regularizers.alpha_perturbation import (LossAt, PerturbedWeig
 Sampler = Callable[[Probs, float], Probs]
 
 
-def gaussian_kernel(sample: torch.Tensor, centre: torch.Tensor, bandwidth: float) -> torch.Tensor:
-    """k = exp(-||sample - centre||^2 / (2 h^2)) / (h sqrt(2 pi)) over the whole tensor (a 0-dim tensor)."""
-    d2 = ((sample - centre) ** 2).sum() / bandwidth ** 2
-    return torch.exp(-0.5 * d2) / (bandwidth * math.sqrt(2 * math.pi))
+def kernel_log(sample: torch.Tensor, centre: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    """log of the Gaussian kernel up to its constant: -||sample - centre||^2 / (2 h^2) over the whole tensor."""
+    return -0.5 * ((sample - centre) ** 2).sum() / bandwidth ** 2
 
 
 def uniform_sample(centre: Probs, eps: float, generator: torch.Generator | None) -> Probs:
@@ -58,18 +60,23 @@ def mean_shift(centre: Probs, eps: float, loss_at: LossAt, *, samples: int = 3, 
     draw = sampler or (lambda c_, e: uniform_sample(c_, e, generator))
     c = {ct: t.detach().clone() for ct, t in centre.items()}
     for _ in range(iterations):
-        raw, losses, kernels = [], [], []
+        raw, losses, log_k = [], [], []
         with torch.no_grad():
             for _n in range(samples):
                 x = draw(c, eps)
                 clipped = {ct: simplex_clip(t, renormalize) for ct, t in x.items()}
                 raw.append(x)
-                losses.append(loss_at(clipped).detach().float().reshape(()))
-                kernels.append({ct: gaussian_kernel(clipped[ct], c[ct], bandwidth) for ct in c})
-            omega = torch.softmax(torch.stack(losses), dim=0)
-            c = {ct: sum(omega[n] * kernels[n][ct] * raw[n][ct] for n in range(samples))
-                 / sum(omega[n] * kernels[n][ct] for n in range(samples)) for ct in c}
+                losses.append(upcast(loss_at(clipped).detach()).reshape(()))
+                log_k.append({ct: kernel_log(clipped[ct], c[ct], bandwidth) for ct in c})
+            log_omega = torch.log_softmax(torch.stack(losses), dim=0)
+            # omega_n k_n / sum_m omega_m k_m = softmax_n(log omega_n + log k_n): the kernel's constant cancels
+            c = {ct: _weighted_sum(torch.softmax(log_omega + torch.stack([lk[ct] for lk in log_k]), dim=0),
+                                   [r[ct] for r in raw]) for ct in c}
     return c
+
+
+def _weighted_sum(weights: torch.Tensor, tensors: list[torch.Tensor]) -> torch.Tensor:
+    return sum(w * t for w, t in zip(weights, tensors))
 
 
 @COMPONENTS.register("mean_shift")
@@ -84,9 +91,9 @@ class MeanShiftPerturbation(PerturbedWeightStep):
                          seed=seed)
         for name, value in (("samples", samples), ("iterations", iterations)):
             if int(value) < 1:
-                raise ValueError(f"method.components[mean_shift].{name} must be >= 1, got {value}")
+                raise OptionError(f"method.components[mean_shift].{name} must be >= 1, got {value}")
         if not bandwidth > 0:
-            raise ValueError(f"method.components[mean_shift].bandwidth must be > 0, got {bandwidth}")
+            raise OptionError(f"method.components[mean_shift].bandwidth must be > 0, got {bandwidth}")
         self.samples, self.iterations, self.bandwidth = int(samples), int(iterations), float(bandwidth)
 
     def perturb(self, probs: Probs, loss_at: LossAt) -> Probs:
