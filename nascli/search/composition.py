@@ -53,6 +53,51 @@ def _needs_validation_loss(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("held_out_validation_loss")
+def _validation_loss_held_out(c: Composition) -> str | None:
+    """A component reading the validation loss as a held-out signal (DAAS's reward) needs the loss of weights
+    that never train on the validation split; RARTS reports that of its network y, which does
+    (``trains_on_validation``)."""
+    if not getattr(c.optimizer, "trains_on_validation", False):
+        return None
+    for name, cls, _ in c.components:
+        if getattr(cls, "needs_validation_loss", False):
+            held_out = [n for n in _bilevel_optimizers() if not _trains_on_validation(n)]
+            return (f"method {c.method} (component {name}) reads the validation loss as a held-out signal, and "
+                    f"optimizer {c.optimizer_name} reports that of a network that trains on the validation "
+                    f"split; use one whose weights never see it: {', '.join(held_out)}")
+    return None
+
+
+@COMPOSITION_RULES.register("arch_grad_from_weight_pass")
+def _reuse_needs_an_unperturbed_weight_pass(c: Composition) -> str | None:
+    """``optimizer.arch_grad=reuse`` (RARTS) takes alpha's L_t gradient from the weight pass; a component that
+    trains w at detached perturbed mixing weights (SDARTS, MS-DARTS) leaves that gradient at zero."""
+    if c.optimizer_options.get("arch_grad") != "reuse":
+        return None
+    for name, cls, _ in c.components:
+        if getattr(cls, "perturbs_weight_step", False):
+            return (f"optimizer.arch_grad=reuse takes alpha's training-loss gradient from the weight pass, and "
+                    f"method {c.method} (component {name}) runs that pass at detached perturbed mixing weights "
+                    f"(no gradient would reach alpha); use optimizer.arch_grad=gauss_seidel")
+    return None
+
+
+def _trains_on_validation(name: str) -> bool:
+    from nascli.search.optimizers import SEARCH_OPTIMIZERS
+    return bool(getattr(SEARCH_OPTIMIZERS.get(name), "trains_on_validation", False))
+
+
+@COMPOSITION_RULES.register("mixing_weights_sampled")  # sorts before sampled_paths
+def _multi_path_needs_paths(c: Composition) -> str | None:
+    """A mixer that samples mixing weights over every op (DrNAS) has no path for K-path accumulation."""
+    if c.optimizer.multi_path and getattr(c.mixer, "samples_weights", False):
+        return (f"optimizer {c.optimizer_name} accumulates K sampled paths (one op per edge), but method "
+                f"{c.method}'s mixer {c.mixer_name} samples mixing weights over every op, not a path; use "
+                f"optimizer=bilevel")
+    return None
+
+
 @COMPOSITION_RULES.register("sampled_paths")
 def _multi_path_needs_sampling(c: Composition) -> str | None:
     """K-path accumulation only means something when each forward samples a path."""
