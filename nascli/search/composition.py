@@ -157,6 +157,41 @@ def _perturbation_needs_a_deterministic_mixer(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("arch_loss_term")
+def _arch_loss_term_needs_validation_loss(c: Composition) -> str | None:
+    """The DrNAS KL term rides on the validation loss; an optimizer without one would silently drop it."""
+    for name, _, opts in c.components:
+        if name == "dirichlet_kl" and float(opts.get("scale", 0) or 0) > 0 and not c.optimizer.uses_arch_batches:
+            return (f"method {c.method}'s KL regulariser (component {name}, scale {opts['scale']}) is added to "
+                    f"the validation loss, and optimizer {c.optimizer_name} computes none; use an optimizer "
+                    f"with an architecture step ({', '.join(_bilevel_optimizers())}) or method.kl_scale=0")
+    return None
+
+
+@COMPOSITION_RULES.register("progressive_stages")
+def _progressive_stages(c: Composition) -> str | None:
+    """DrNAS progressive learning prunes through the mixer, and its per-stage alpha warm-up must end inside
+    every stage that runs."""
+    from nascli.search.regularizers.drnas_progressive import stage_starts
+
+    for name, _, opts in c.components:
+        if name != "drnas_progressive":
+            continue
+        if not hasattr(c.mixer, "prune_to_top"):
+            return (f"component {name} prunes ops through the mixer, and method {c.method}'s mixer "
+                    f"{c.mixer_name} cannot prune; use method.mixer.name=dirichlet")
+        stages = len(opts.get("ks", (6, 4)))
+        bounds = [*stage_starts(c.epochs, stages), c.epochs]
+        lengths = [b - a for a, b in zip(bounds, bounds[1:]) if b > a]
+        start = int(c.optimizer_options.get("arch_start_epoch", 0) or 0)
+        if start >= min(lengths):
+            return (f"optimizer.arch_start_epoch={start} is the alpha warm-up of every stage of component {name}, "
+                    f"and the shortest stage has {min(lengths)} epochs (search.epochs={c.epochs} in {stages} "
+                    f"stages): alpha would never be updated in it; lower optimizer.arch_start_epoch or raise "
+                    f"search.epochs")
+    return None
+
+
 def _bilevel_optimizers() -> list[str]:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]

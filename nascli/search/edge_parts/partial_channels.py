@@ -50,6 +50,15 @@ class PartialChannelEdges(EdgePart):
         # ceil_mode only differs on odd sizes, where the reference's floor mode fails to concatenate
         self.bypass_pool = nn.MaxPool2d(2, 2, ceil_mode=True)
 
+    def set_k(self, k: int) -> int:
+        """Switch to K = ``k`` (DrNAS progressive learning: 6 -> 4); returns the new op width C/k. The caller
+        widens the ops themselves (nascli/search/widen.py)."""
+        channels = self.width * self.k
+        if k < 1 or channels % k:
+            raise ValueError(f"partial_channels k={k} must be a positive divisor of the cell width C={channels}")
+        self.k, self.width = k, channels // k
+        return self.width
+
     def op_width(self, channels: int) -> int:
         return channels // self.k
 

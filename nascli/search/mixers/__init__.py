@@ -6,3 +6,4 @@ __all__ = ["MIXERS", "EdgeWeights", "Mixer"]
 from nascli.search.mixers import partial  # noqa: F401,E402  (registers pc_softmax)
 from nascli.search.mixers import gumbel  # noqa: F401,E402  (registers gumbel: GDAS)
 from nascli.search.mixers import rome  # noqa: F401,E402  (registers rome)
+from nascli.search.mixers import dirichlet  # noqa: F401,E402  (registers dirichlet: DrNAS)

@@ -85,6 +85,12 @@ class StepHooks:
     def after_step(self) -> None:
         """Called once the step's updates are done."""
 
+    def arch_loss_term(self) -> torch.Tensor | None:
+        """A term added to the architecture objective: :meth:`SearchOptimizer.loss` adds it to every
+        ``val`` loss it returns (after reporting the plain loss), so every optimizer's alpha gradient
+        includes it (DrNAS KL regulariser). ``None``: nothing to add."""
+        return None
+
     def before_weight_step(self, batch: "Batch") -> None:
         """Called with the step's training batch right before w is updated."""
 
@@ -143,7 +149,8 @@ class SearchOptimizer(ABC):
     # ------------------------------------------------------------------ pieces
     def loss(self, batch: Batch, prefix: str | None = None, *, full_precision: bool = False) -> torch.Tensor:
         """Cross-entropy of the supernet on ``batch``; a ``prefix`` (``train``/``val``) reports it to the step
-        statistics and the ``on_loss`` hooks. ``full_precision`` runs without autocast (fp32)."""
+        statistics and the ``on_loss`` hooks. ``full_precision`` runs without autocast (fp32). A ``val`` loss
+        (the architecture objective) also carries the hooks' ``arch_loss_term()`` (not in the statistics)."""
         x, y = batch
         with contextlib.nullcontext() if full_precision else autocast(self.device):
             logits = self.net(x)
@@ -152,6 +159,11 @@ class SearchOptimizer(ABC):
             self.stats.add(prefix, logits, y, loss)
             for h in self.hooks:
                 h.on_loss(prefix, loss.detach())
+        if prefix == "val":
+            for h in self.hooks:
+                term = h.arch_loss_term()
+                if term is not None:
+                    loss = loss + term
         return loss
 
     @contextlib.contextmanager
