@@ -58,8 +58,11 @@ def config_groups() -> list[str]:
 
 
 def group_choices(group: str, user_dirs: list[str] = ()) -> list[str]:
-    """Choices of a group in the package's configs and in the user's ``hydra.searchpath`` folders."""
-    return sorted({p.stem for d in (CONF_DIR, *user_dirs) for p in (Path(d) / group).glob("*.yaml")})
+    """Choices of a group in the package's configs and in the user's ``hydra.searchpath`` folders; a file in a
+    subfolder is chosen by its relative path (``experiment=paper/nb201_darts_v1``) and listed after the others."""
+    return sorted({p.relative_to(Path(d) / group).with_suffix("").as_posix()
+                   for d in (CONF_DIR, *user_dirs) for p in (Path(d) / group).rglob("*.yaml")},
+                  key=lambda name: ("/" in name, name))
 
 
 def user_conf_dirs(args: list[str]) -> list[str]:

@@ -140,7 +140,8 @@ SEARCH = [
     ("search device=gpu", "device='gpu' is not allowed; expected one of auto, cpu, cuda, cuda:N"),
     ("search search.val_sampling=rand", "search.val_sampling='rand' is not allowed; expected one of shuffle, random"),
     ("search space.supernet.impl=slow", "space.supernet.impl='slow' is not allowed; expected one of fast, reference"),
-    ("search experiment=nope", "unknown experiment 'nope'; valid choices: demo, fmnist_cpu"),
+    ("search experiment=nope", ("unknown experiment 'nope'; valid choices: demo, fmnist_cpu, paper/darts_c10_daas",
+                                "paper/nb201_darts_v1")),   # subfolder presets by their path, after the others
     # misspelled keys and misplaced flags
     ("search search.epochz=3", "unknown key 'search.epochz' for nas search; did you mean search.epochs?"),
     ("search serch.epochs=3", "unknown key 'serch.epochs' for nas search; did you mean search.epochs?"),

@@ -125,16 +125,17 @@ def test_report_cells_count_failures_and_use_exact_nb201_space_statistics():
     assert report["baseline"]["random"]["n"] == 2 and report["baseline"]["random"]["planned"] == 3
     assert report["counts"] == {"runs": 6, "runs_ok": 3, "baseline": 3, "baseline_ok": 2}
     assert len(report["failures"]) == 4 and report["failures"][0]["status"] == "oom"
-    # both published sets are named, with DARTS-V1's collapse number beside ours
+    # the sets in use are named; first-order darts (its default optimizer) gets DARTS-V1's collapse number only
     assert set(report["published"]["sets"]) == {"nb201_iclr20", "nb201_later"}
     darts_pub = {(p["set"], p["row"]): p["test"] for p in report["published"]["methods"] if p["method"] == "darts"}
-    assert darts_pub == {("nb201_iclr20", "DARTS-V1"): (54.30, 0.0), ("nb201_iclr20", "DARTS-V2"): (54.30, 0.0),
-                         ("nb201_later", "DARTS"): (54.30, None)}
+    assert darts_pub == {("nb201_iclr20", "DARTS-V1"): (54.30, 0.0)}
     md = render_markdown(report)
-    assert "| darts | magnitude | 2/3 (1 oom) | 57.15 ± 2.85 | 60.00 |" in md
+    assert ("| darts | magnitude | 2/3 (1 oom) | 57.15 ± 2.85 | 54.30 ± 0.00 (nb201_iclr20 DARTS-V1, 2nd) "
+            "| 60.00 |") in md
     assert "NAS-Bench-201 paper (ICLR'20, benchmark file v1.0)" in md and "CUDA out of memory" in md
     csv_lines = render_csv(report).splitlines()
     assert csv_lines[1].startswith("method,darts,magnitude,3,2,57.15,")
+    assert csv_lines[1].endswith(",54.3,0.0,nb201_iclr20,DARTS-V1")
     assert csv_lines[-1].startswith(f"space,space,,,,{report['baseline']['space']['mean']},")
 
 
@@ -143,8 +144,8 @@ def test_published_tables_keep_both_sets_apart():
     assert pub.NB201_LATER.row("GDAS").get("cifar10", "test") == (93.23, 0.23)
     assert pub.NB201_LATER.row("PC-DARTS").get("cifar100", "test") == (67.48, 0.89)
     assert pub.NB201_ICLR20.row("PC-DARTS") is None
-    assert [(s.key, r.name) for s, r in pub.published_for("pc_darts")] == [("nb201_later", "PC-DARTS")]
-    assert pub.published_for("darts_minus") == []
+    assert [(s.key, r.name) for s, r in pub.published_for("pc_darts", "bilevel", space="nb201")] == \
+        [("nb201_later", "PC-DARTS")]
     assert pub.NB201_ICLR20.row("Optimal").get("cifar10", "test") == (94.37, None)
     assert not pub.covers("fashion_mnist")
 

@@ -2,8 +2,8 @@
 
 Two ways to get one (:data:`MODES`, the ``mode=`` of ``nas benchmark``):
 
-* ``study``: every (method label, seed) of ``methods`` x ``seeds``, a label being a ``conf/method`` name or
-  a ``variants`` entry (``[method=<name>, overrides...]``). Each search config is composed through Hydra's
+* ``study``: every (method label, seed) of ``methods`` x ``seeds``, a label being a ``conf/method`` name, a
+  ``variants`` entry (``[method=<name>, overrides...]``) or a paper preset (``paper/<name>``). Each search config is composed through Hydra's
   compose API exactly as ``nas search`` will compose it, and its run directory computed from it, so a
   bad name or override fails with one line before any job starts;
 * ``aggregate``: the search runs found under ``sweep=`` (:func:`nascli.bench.study.discover_runs`).
@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from nascli.bench.args import common_args, derive_overrides, evaluate_args, out_root_arg
 from nascli.bench.compose import Compose, choices, compose_or_fail, fresh_compose, group_overrides
+from nascli.bench.presets import is_preset, preset_entry
 from nascli.bench.study import SearchRun, discover_runs
 from nascli.errors import NasError
 from nascli.overrides import merge_overrides
@@ -69,9 +70,12 @@ def validate_lists(cfg: DictConfig) -> None:
         raise NasError(f"baseline.samples={cfg.baseline.samples} (need >= 0)")
 
 
-def method_of(label: str, variants: dict[str, list[str]]) -> tuple[str, list[str]]:
-    """(conf/method name, extra search overrides) of a methods entry: a method, or a named variant with
-    exactly one ``method=<name>`` among its overrides."""
+def method_of(label: str, variants: dict[str, list[str]], space: str) -> tuple[str, list[str]]:
+    """(conf/method name, extra search overrides) of a methods entry: a method, a named variant with
+    exactly one ``method=<name>`` among its overrides, or a paper preset ``paper/<name>`` of ``space``
+    (:mod:`nascli.bench.presets`: its method, searched with ``experiment=paper/<name>``)."""
+    if label not in variants and is_preset(label):
+        return preset_entry(label, space)
     if label in variants:
         items = [str(o) for o in variants[label]]
         named = [o.split("=", 1)[1] for o in items if o.startswith("method=")]
@@ -81,14 +85,14 @@ def method_of(label: str, variants: dict[str, list[str]]) -> tuple[str, list[str
     return label, []
 
 
-def _check_methods(labels: list[str], seeds: list[int], variants: dict[str, list[str]]) -> None:
+def _check_methods(labels: list[str], seeds: list[int], variants: dict[str, list[str]], space: str) -> None:
     if not labels or not seeds:
         raise NasError("a study needs methods=[...] and seeds=[...] (e.g. methods=[darts] seeds=[0,1])")
     if len(set(labels)) != len(labels) or len(set(seeds)) != len(seeds):
         raise NasError(f"methods and seeds must not repeat: methods={labels} seeds={seeds}")
     valid = choices("method")
     for label in labels:
-        method, _ = method_of(label, variants)
+        method, _ = method_of(label, variants, space)
         if method not in valid:
             where = f" (in variant {label!r})" if label in variants else ""
             raise NasError(f"unknown method {method!r}{where}; valid choices: {', '.join(valid + sorted(variants))}")
@@ -112,8 +116,8 @@ def plan_study(cfg: DictConfig) -> Plan:
     labels = [str(m) for m in cfg.methods or []]
     seeds = [int(s) for s in cfg.seeds or []]
     variants = {str(k): list(v) for k, v in (plain(cfg.get("variants")) or {}).items()}
-    _check_methods(labels, seeds, variants)
     space, dataset = str(cfg.space.name), str(cfg.dataset.name)
+    _check_methods(labels, seeds, variants, space)
     group_args = group_overrides("space", cfg.space) + group_overrides("dataset", cfg.dataset)
     search_overrides = [str(o) for o in cfg.search_overrides or []]
     plan = Plan("study", space, dataset, labels, {}, seeds, [str(s) for s in cfg.selections], {}, [],
@@ -121,7 +125,7 @@ def plan_study(cfg: DictConfig) -> Plan:
     with fresh_compose() as compose:
         plan.selection_cfgs = compose_selections(compose, cfg)
         for label in labels:
-            method, extra = method_of(label, variants)
+            method, extra = method_of(label, variants, space)
             plan.methods[label] = method
             for seed in seeds:
                 argv = ["search", f"method={method}", f"space={space}", f"dataset={dataset}", *group_args, *extra,

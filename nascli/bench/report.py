@@ -10,6 +10,8 @@ Per cell (method label x selection), over the runs whose every stage succeeded:
 * ``ri``: relative improvement over the random baseline's mean, ``100 (mean - random) / random``
   (computed on the means, METHODS.md 8); ``ri_space``: the same against the exact mean over the whole
   space when a table has it (NB201);
+* ``published``: the cell's own published rows (:mod:`nascli.bench.published`, matched on method, optimizer
+  and selection), shown beside the measured accuracy (DARTS-space errors as ``100 - error``);
 * ``search_time_s`` (mean), ``peak_memory_mb`` (max), ``skip_count`` (mean, of the derived arch),
   ``alpha_entropy`` and ``hessian_eigenvalue`` (means of each run's final value) over the runs whose
   search succeeded.
@@ -21,16 +23,17 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nascli.bench import published as pub
+from nascli.bench.identity import SearchIdentity, as_identity
 from nascli.bench.stats import mean_of, relative_improvement, summarize
 
 SCHEMA = "nascli.benchmark/1"
 CSV_COLUMNS = ("kind", "method", "selection", "runs", "ok", "acc_mean", "acc_std", "acc_best", "valid_mean",
                "ri", "ri_space", "search_time_s", "peak_memory_mb", "skip_count", "alpha_entropy",
-               "hessian_eigenvalue")
+               "hessian_eigenvalue", "published_acc_mean", "published_acc_std", "published_set", "published_row")
 
 
 def _cell(label: str, selection: str, rows: Sequence[dict[str, Any]], random_mean: float | None,
@@ -56,24 +59,51 @@ def _cell(label: str, selection: str, rows: Sequence[dict[str, Any]], random_mea
     }
 
 
-def _published(cells: Sequence[dict[str, Any]], methods: dict[str, str], dataset: str) -> dict[str, Any] | None:
-    if not pub.covers(dataset):
+def _matched(ident: SearchIdentity, selection: str, space: str, dataset: str) -> list[tuple[Any, Any, str]]:
+    """(set, row, how) published for a cell: its own rows by (method, optimizer, selection); failing those, the
+    row its paper preset names (when the cell is derived with the preset's own selection)."""
+    found = [(p, r, "method") for p, r in pub.published_for(ident.method, ident.optimizer, selection, space)
+             if r.covers(dataset)]
+    if found or ident.paper is None or selection != ident.selection:
+        return found
+    try:
+        pset = pub.published_set(ident.paper[0])
+    except KeyError:
+        return []
+    row = pset.row(ident.paper[1])
+    return [(pset, row, "preset")] if row is not None and pset.space == space and row.covers(dataset) else []
+
+
+def _entry(pset: Any, row: Any, dataset: str) -> dict[str, Any]:
+    """One published row as report data: test accuracy beside ours, plus what its set holds."""
+    out = {"set": pset.key, "row": row.name, "accuracy": row.accuracy(dataset), "trust": pub.trust(row.source),
+           "source": row.source}
+    if isinstance(row, pub.ErrorRow):
+        out.update(error=row.error, params_m=row.params_m, cost_gpu_days=row.cost_gpu_days, stat=row.stat)
+    else:
+        out.update(valid=row.get(dataset, "valid"), test=row.get(dataset, "test"))
+    return out
+
+
+def _published(cells: Sequence[dict[str, Any]], methods: Mapping[str, SearchIdentity | str], space: str,
+               dataset: str) -> dict[str, Any] | None:
+    if not pub.covers(dataset, space):
         return None
     ours = []
     for cell in cells:
-        for pset, row in pub.published_for(methods.get(cell["method"], cell["method"])):
-            ours.append({"method": cell["method"], "selection": cell["selection"], "set": pset.key,
-                         "row": row.name, "valid": row.get(dataset, "valid"), "test": row.get(dataset, "test"),
-                         "source": row.source})
-    reference = [{"set": pset.key, "row": row.name, "valid": row.get(dataset, "valid"),
-                  "test": row.get(dataset, "test"), "source": row.source} for pset, row in pub.reference_rows()]
-    return {"dataset": dataset, "sets": {p.key: p.title for p in pub.PUBLISHED_SETS}, "methods": ours,
-            "reference": reference}
+        ident = as_identity(methods.get(cell["method"], cell["method"]))
+        for pset, row, how in _matched(ident, cell["selection"], space, dataset):
+            ours.append({"method": cell["method"], "selection": cell["selection"], "matched_by": how,
+                         "identity": [ident.method, ident.optimizer, cell["selection"]], **_entry(pset, row, dataset)})
+    reference = [_entry(pset, row, dataset) for pset, row in pub.reference_rows(space) if row.covers(dataset)]
+    return {"space": space, "dataset": dataset,
+            "sets": {p.key: p.title for p in pub.PUBLISHED_SETS if p.key in {e["set"] for e in ours + reference}},
+            "methods": ours, "reference": reference}
 
 
 def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]],
                  space_stats: dict[str, Any] | None, *, labels: Sequence[str], selections: Sequence[str],
-                 methods: dict[str, str], with_published: bool, accuracy_source: str,
+                 methods: Mapping[str, SearchIdentity | str], with_published: bool, accuracy_source: str,
                  plots: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     """The report dict (see the module docstring).
 
@@ -81,7 +111,9 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     evaluation all succeeded), ``search_status``, ``acc``, ``valid_acc``, ``arch``, ``skip_count`` and
     the search figures; ``baseline``: one per sampled arch with ``status`` and ``acc``; ``space_stats``:
     the table's exact statistics (``{'test': (mean, std), 'valid': ..., 'optimal': {...}}``) or None;
-    ``methods``: label -> conf/method name (for the published rows); ``plots``: (file, caption).
+    ``methods``: label -> :class:`~nascli.bench.identity.SearchIdentity` (method, optimizer, selection, preset)
+    or a conf/method name (its default optimizer), for the published rows; ``with_published``: add the
+    published rows of the study's space and dataset where there are any; ``plots``: (file, caption).
     """
     base_ok = [b for b in baseline if b["status"] == "ok"]
     random_summary = summarize(b["acc"] for b in base_ok)
@@ -112,7 +144,8 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
                        "archs": [[b["arch"], b["acc"]] for b in baseline]},
             "space": space,
         },
-        "published": _published(cells, methods, str(study.get("dataset"))) if with_published else None,
+        "published": (_published(cells, methods, str(study.get("space")), str(study.get("dataset")))
+                      if with_published else None),
         "counts": {"runs": len(rows), "runs_ok": sum(r["status"] == "ok" for r in rows),
                    "baseline": len(baseline), "baseline_ok": len(base_ok)},
         "failures": failures,
@@ -151,24 +184,41 @@ def _ok(cell: dict[str, Any]) -> str:
     return text
 
 
-MAIN_HEADER = ("method", "selection", "runs ok", "acc mean ± std", "best", "RI vs random %", "RI vs space %",
-               "search s", "peak MB", "skips", "α entropy", "Hessian λmax")
+MAIN_HEADER = ("method", "selection", "runs ok", "measured acc ± std", "published acc", "best", "RI vs random %",
+               "RI vs space %", "search s", "peak MB", "skips", "α entropy", "Hessian λmax")
+
+
+def _published_text(entry: dict[str, Any]) -> str:
+    """``54.30 ± 0.00 (nb201_iclr20 DARTS-V1, 2nd)``; a row without numbers says ``not recovered``."""
+    value = _pub(entry["accuracy"]) if entry["accuracy"] is not None else "not recovered"
+    best = " best" if entry.get("stat") == "best" else ""
+    return f"{value}{best} ({entry['set']} {entry['row']}, {entry['trust']})"
+
+
+def published_cells(report: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(method label, selection) -> the published column's text (every matched row, ``; ``-joined)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for entry in (report.get("published") or {}).get("methods", []):
+        out.setdefault((entry["method"], entry["selection"]), []).append(_published_text(entry))
+    return {k: "; ".join(v) for k, v in out.items()}
 
 
 def main_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     """The rows of the main table (one per cell, then the baselines), as display strings."""
     out = []
+    published = published_cells(report)
     for c in report["cells"]:
-        out.append((c["method"], c["selection"], _ok(c), _pm(c["acc"]), _f(c["acc"]["best"]), _f(c["ri"]),
+        out.append((c["method"], c["selection"], _ok(c), _pm(c["acc"]), published.get((c["method"], c["selection"]), "–"),
+                    _f(c["acc"]["best"]), _f(c["ri"]),
                     _f(c["ri_space"]), _f(c["search_time_s"], 1), _f(c["peak_memory_mb"], 0),
                     _f(c["skip_count"], 1), _f(c["alpha_entropy"], 3), _f(c["hessian_eigenvalue"], 3)))
     r = report["baseline"]["random"]
-    out.append((f"random ({r['planned']} samples)", "–", f"{r['n']}/{r['planned']}", _pm(r), _f(r["best"]),
+    out.append((f"random ({r['planned']} samples)", "–", f"{r['n']}/{r['planned']}", _pm(r), "–", _f(r["best"]),
                 "0.00" if r["mean"] is not None else "–", _f(relative_improvement(r["mean"], _space_mean(report))),
                 "–", "–", "–", "–", "–"))
     s = report["baseline"]["space"]
     if s:
-        out.append(("whole space (exact)", "–", "all", _pm(s), _f(s["best"]),
+        out.append(("whole space (exact)", "–", "all", _pm(s), "–", _f(s["best"]),
                     _f(relative_improvement(s["mean"], r["mean"])),
                     "0.00", "–", "–", "–", "–", "–"))
     return out
@@ -183,6 +233,48 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
     return lines
+
+
+def _details(entry: dict[str, Any]) -> str:
+    """What a published row holds besides the accuracy: NB201 valid accuracy, or the DARTS-space error,
+    parameters and search cost."""
+    if "error" in entry:
+        parts = [f"error {_pub(entry['error'])} %" + (" (best run)" if entry.get("stat") == "best" else "")
+                 if entry["error"] is not None else "error not recovered"]
+        if entry.get("params_m") is not None:
+            parts.append(f"{entry['params_m']:g}M params")
+        if entry.get("cost_gpu_days") is not None:
+            parts.append(f"{entry['cost_gpu_days']:g} GPU-days")
+        return ", ".join(parts)
+    return f"valid {_pub(entry['valid'])}"
+
+
+def _published_section(report: dict[str, Any]) -> list[str]:
+    """The published rows beside ours (each cell's own rows, then the space's framing rows), sets named."""
+    pubd = report.get("published")
+    if not pubd:
+        return []
+    lines = [f"## Published numbers: {pubd['space']} on {pubd['dataset']} (nascli/bench/published.py, METHODS.md)", ""]
+    lines += [f"- **{k}**: {title}" for k, title in pubd["sets"].items()]
+    lines += ["", f"Measured: {report['accuracy']['source']} (mean ± std over runs). Published: the paper's own "
+              "full-length search and evaluation; DARTS-space errors are shown as accuracy = 100 − error. A method "
+              "is compared only with its own rows (method, optimizer and selection all the paper's: first-order "
+              "darts is DARTS-V1, never DARTS-V2); `matched by preset` marks a row named by the run's "
+              "`+experiment=paper/...` record. Trust tags: CODE > README > 2nd > MEM (METHODS.md).", ""]
+    by_cell = {(c["method"], c["selection"]): c for c in report["cells"]}
+    rows = []
+    for p in pubd["methods"]:
+        c = by_cell[(p["method"], p["selection"])]
+        rows.append((p["method"], p["selection"], _pm(c["acc"]), _pub(p["accuracy"]) if p["accuracy"] else "not recovered",
+                     p["set"], p["row"] + (" (matched by preset)" if p["matched_by"] == "preset" else ""),
+                     _details(p), p["source"]))
+    for p in pubd["reference"]:
+        rows.append(("–", "–", "–", _pub(p["accuracy"]), p["set"], p["row"], _details(p), p["source"]))
+    if not rows:
+        return lines + ["No published row matches the methods of this study.", ""]
+    lines += _md_table(("ours", "selection", "measured acc", "published acc", "set", "published row", "details",
+                        "source"), rows)
+    return lines + [""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -211,23 +303,7 @@ def render_markdown(report: dict[str, Any]) -> str:
               "spaces only). Search time, peak memory, α entropy (final epoch, mean over cell types) and the "
               "dominant Hessian eigenvalue of L_val w.r.t. α (last logged; `diagnostics.hessian_every`) are "
               "means over the runs whose search succeeded; skips = skip connections in the derived arch.", ""]
-    pubd = report.get("published")
-    if pubd:
-        ds = pubd["dataset"]
-        lines += [f"## Published NB201 numbers for {ds} (METHODS.md 0.6)", ""]
-        lines += [f"- **{k}**: {title}" for k, title in pubd["sets"].items()]
-        lines += ["", "Ours is the test accuracy from the table for the arch each run derived (mean ± std over "
-                  "runs); the published rows are full-length searches on the real dataset.", ""]
-        by_cell = {(c["method"], c["selection"]): c for c in report["cells"]}
-        rows = []
-        for p in pubd["methods"]:
-            c = by_cell[(p["method"], p["selection"])]
-            rows.append((p["method"], p["selection"], _pm(c["acc"]), p["set"], p["row"], _pub(p["valid"]),
-                         _pub(p["test"]), p["source"]))
-        for p in pubd["reference"]:
-            rows.append(("–", "–", "–", p["set"], p["row"], _pub(p["valid"]), _pub(p["test"]), p["source"]))
-        lines += _md_table(("ours", "selection", "ours test", "set", "published row", "valid", "test", "source"), rows)
-        lines.append("")
+    lines += _published_section(report)
     lines += ["## Runs", ""]
     run_rows = [(r["method"], str(r["seed"]), r["selection"], r["status"], f"`{r['arch']}`" if r.get("arch") else "–",
                  _f(r.get("acc")), _f(r.get("skip_count")), _f(r.get("search_time_s"), 1)) for r in report["runs"]]
@@ -250,23 +326,30 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def render_csv(report: dict[str, Any]) -> str:
-    """report.csv: one line per cell, then ``random`` and (table spaces) ``space`` baseline lines."""
+    """report.csv: one line per cell (with its first published row, if any), then ``random`` and (table
+    spaces) ``space`` baseline lines."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in (report.get("published") or {}).get("methods", []):
+        first.setdefault((entry["method"], entry["selection"]), entry)
     for c in report["cells"]:
+        p = first.get((c["method"], c["selection"]))
+        acc = (p or {}).get("accuracy") or (None, None)
         writer.writerow(["method", c["method"], c["selection"], c["runs"], c["ok"], c["acc"]["mean"], c["acc"]["std"],
                          c["acc"]["best"], (c["valid_acc"] or {}).get("mean"), c["ri"], c["ri_space"],
                          c["search_time_s"], c["peak_memory_mb"], c["skip_count"], c["alpha_entropy"],
-                         c["hessian_eigenvalue"]])
+                         c["hessian_eigenvalue"], acc[0], acc[1], (p or {}).get("set"), (p or {}).get("row")])
     r = report["baseline"]["random"]
     writer.writerow(["random", "random", "", r["planned"], r["n"], r["mean"], r["std"], r["best"], None,
                      0.0 if r["mean"] is not None else None, relative_improvement(r["mean"], _space_mean(report)),
-                     None, None, None, None, None])
+                     None, None, None, None, None, None, None, None, None])
     s = report["baseline"]["space"]
     if s:
         writer.writerow(["space", "space", "", "", "", s["mean"], s["std"], s["best"], s["valid_mean"],
-                         relative_improvement(s["mean"], r["mean"]), 0.0, None, None, None, None, None])
+                         relative_improvement(s["mean"], r["mean"]), 0.0, None, None, None, None, None,
+                         None, None, None, None])
     return buf.getvalue()  # csv writes None as an empty field
 
 

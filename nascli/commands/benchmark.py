@@ -14,8 +14,10 @@ Orchestration only, each step a module of :mod:`nascli.bench`:
 3. :mod:`~nascli.bench.jobs` runs the jobs as ``nas`` subprocesses; :mod:`~nascli.bench.ledger` decides which
    need no process (finished searches, finished derivations, recorded evaluations) and records outcomes;
 4. :mod:`~nascli.bench.rows`, :mod:`~nascli.bench.report` and :mod:`~nascli.bench.study_plots`: report.json /
-   report.md / report.csv and PNG plots in ``<out_root>/benchmark/<space>-<dataset>/<hash>/``
-   (:mod:`~nascli.bench.study_dir`), the table on stderr, one JSON line on stdout (:mod:`~nascli.bench.summary`).
+   report.md / report.csv (each method row with its own published numbers beside the measured ones, matched
+   by :mod:`~nascli.bench.identity` and :mod:`~nascli.bench.published`) and PNG plots in
+   ``<out_root>/benchmark/<space>-<dataset>/<hash>/`` (:mod:`~nascli.bench.study_dir`), the table on stderr,
+   one JSON line on stdout (:mod:`~nascli.bench.summary`).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from rich.markup import escape
 from nascli.bench import published
 from nascli.bench.baseline import write_baseline
 from nascli.bench.graph import build_jobs
+from nascli.bench.identity import identity_of
 from nascli.bench.jobs import run_jobs
 from nascli.bench.ledger import Ledger
 from nascli.bench.plan import Plan, make_plan
@@ -93,8 +96,9 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     rows = build_rows(plan, graph, outcomes, table)
     base_rows = build_baseline_rows(plan, archs, graph, outcomes, table)
     study = describe_study(cfg, plan, study_id, table)
-    kwargs = dict(labels=plan.labels, selections=plan.selections, methods=plan.methods,
-                  with_published=table is not None and plan.space == published.SPACE,
+    identities = {run.label: identity_of(run.method, run.config) for run in plan.runs}  # one config per label
+    kwargs = dict(labels=plan.labels, selections=plan.selections, methods={**plan.methods, **identities},
+                  with_published=published.covers(plan.dataset, plan.space),
                   accuracy_source=accuracy_source(cfg, plan, table))
     stats = table.space_stats(plan.dataset) if table else None
     report = build_report(study, rows, base_rows, stats, **kwargs)

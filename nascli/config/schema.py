@@ -70,6 +70,26 @@ SEARCH: dict[str, Rule] = {
     "diagnostics.hessian_every": Int(low=0),
 }
 
+# The record a paper preset (conf/experiment/paper/*.yaml, docs/PAPERS.md) carries: which published row
+# (nascli/bench/published.py) it reproduces, the figure and its source, the paper's seeds and how its archs
+# are evaluated. Only these keys: `paper` is a closed section.
+PAPER: dict[str, Rule] = {
+    "paper.row": Text(words="a published row name"),
+    "paper.table": Text(words="a published set key"),
+    "paper.dataset": Text(),
+    "paper.metric": Choice(choices=("test_accuracy", "test_error")),
+    "paper.value": Number(nullable=True),
+    "paper.std": Number(low=0, nullable=True),
+    "paper.stat": Choice(choices=("mean", "best")),
+    "paper.params_m": Number(low=0, low_open=True, nullable=True),
+    "paper.cost_gpu_days": Number(low=0, low_open=True, nullable=True),
+    "paper.source": Text(),
+    "paper.seeds": ListOf(item=Int(low=0), nullable=True, example="paper.seeds=[0,1,2,3]"),
+    "paper.protocol": Text(nullable=True),
+    "paper.evaluate": ListOf(item=Text(words="an override")),
+    "paper.assumed": ListOf(item=Text()),
+}
+
 PROTOCOL: dict[str, Rule] = {
     "protocol.name": Text(),
     "protocol.epochs": Int(low=1),
@@ -130,8 +150,8 @@ class Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
-        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET},
-        closed=("", "search", "diagnostics"), open=("method", "optimizer", "selection"),
+        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER},
+        closed=("", "search", "diagnostics", "paper"), open=("method", "optimizer", "selection"),
         checks=("out_root",)),
     "derive": Schema(
         "derive", {"run": Text(nullable=True), **COMMON},
