@@ -28,6 +28,12 @@ epsilon ramps linearly over the epochs e = 0..E-1 (train_search.py):
     eps_e = eps_start + (eps - eps_start) * e / E,     eps_start 0.03, eps 0.3 (``--epsilon_alpha``)
 so the last epoch uses 0.03 + 0.27 (E - 1) / E, not 0.3.
 
+Published (METHODS.md 8, DARTS space, CIFAR-10 test error; the method's rule itself is tagged CODE):
+SDARTS-ADV 2.61 +- 0.02 %, 3.3M params, 1.3 GPU-days [2nd: NASI/ZiCo tables]; SDARTS-RS 2.67 +- 0.03 %,
+3.4M, 0.4 GPU-days and ImageNet (ADV) 25.2 / 7.8 % top-1 / top-5 [MEM: unverified]. Genotypes
+``c10_s5_random`` / ``c10_s5_pgd`` are in METHODS.md 9. Everything else is DARTS's (50 epochs, batch 64,
+SGD 0.025 -> 0.001, Adam 3e-4 / 1e-3; conf/method/sdarts_*.yaml inherit the host defaults).
+
 The noise comes from the component's own generator (seeded from the run seed plus :data:`SEED_OFFSET`),
 checkpointed with the run, so a resumed search draws the same perturbations as an uninterrupted one.
 Only a softmax-family mixer can take given probabilities, and only an optimizer with a weight step of its

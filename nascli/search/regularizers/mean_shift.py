@@ -24,6 +24,9 @@ Defaults (sota/cnn/train_search_ms.py): N = 3 (``--samplingN``), T = 2 (``--iter
 (``--bandwidth``), eps ramped linearly from eps/10 to eps = 0.25 over the epochs
 (eps_e = eps/10 + (eps - eps/10) e / E), 40 epochs, alpha frozen for epochs 0-4 while the weights are
 still trained at the mean-shifted probabilities (``optimizer.arch_start_epoch: 5`` in conf/method/ms_darts.yaml).
+Confidence (METHODS.md 8): the rule and defaults are read in code [CODE] from a repository linked to the paper
+but not confirmed to be the authors' own; the paper's CIFAR-10/100 and ImageNet numbers were not recovered
+(METHODS.md 12), so there is no published figure to compare with; genotype ``c10_s5_ms`` is in METHODS.md 9.
 """
 from __future__ import annotations
 
