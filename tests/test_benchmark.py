@@ -311,7 +311,14 @@ def test_aggregate_scans_search_runs_and_looks_archs_up_in_the_table(tmp_path):
     assert cells["darts"]["ri"] == pytest.approx(relative_improvement(sum(test) / 2, random_mean), abs=1e-12)
     assert report["baseline"]["space"]["mean"] == space_stats("cifar10")["test"][0]
     assert report["published"] and report["study"]["evaluation"] == "table"
+    # the runs' configs name no optimizer: each method's own default decides its rows (darts: first order)
+    matched = {(p["method"], p["set"], p["row"]) for p in report["published"]["methods"]}
+    assert matched == {("darts", "nb201_iclr20", "DARTS-V1"), ("gdas@abc123", "nb201_iclr20", "GDAS"),
+                       ("gdas@abc123", "nb201_later", "GDAS"), ("gdas@def456", "nb201_iclr20", "GDAS"),
+                       ("gdas@def456", "nb201_later", "GDAS")}
     bdir = Path(summary["benchmark_dir"])
+    md = (bdir / "report.md").read_text()
+    assert "| measured acc ± std | published acc |" in md and "54.30 ± 0.00 (nb201_iclr20 DARTS-V1, 2nd)" in md
     assert bdir.parent == out / "benchmark" / "nb201-cifar10"
     for name in ("report.md", "report.csv", "accuracy_per_epoch.png", "final_accuracy.png", "skip_count.png",
                  "hessian_eigenvalue.png", "alphas_darts.png"):
