@@ -32,7 +32,7 @@ OWN_MATRIX_SPACES = {"darts_s1", "darts_s2", "darts_s3", "darts_s4"}
 
 TINY = {
     "nb201": ["space.supernet.C=4", "space.supernet.N=1"],
-    "darts": ["space.supernet.C=4", "space.supernet.layers=3"],
+    "darts": ["space.supernet.C=12", "space.supernet.layers=3"],  # 12: every partial-channel K (PC-DARTS 4, DrNAS 6 -> 4) divides it
 }
 DATA = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "dataset.image_size=8",
         "search.batch_size=8", "search.epochs=2", "search.max_steps_per_epoch=1", "num_threads=1",

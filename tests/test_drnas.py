@@ -347,11 +347,27 @@ def test_progressive_refusals():
     (["optimizer=multipath"], "samples mixing weights over every op, not a path"),
     (["optimizer=single_level", "method.kl_scale=0.001"], "optimizer single_level computes none"),
     (["search.epochs=18"], "the shortest stage has 9 epochs (search.epochs=18 in 2 stages)"),
+    (["space=darts", "space.supernet.C=16"], "K=6 of method drnas does not divide the supernet width "
+                                             "space.supernet.C=16; use a C divisible by every K in [6, 4]"),
 ])
 def test_refused_compositions_name_the_reason(overrides, words):
     with pytest.raises(IncompatibleError) as exc:
         check_search_config(compose_cfg("search", ["method=drnas", *overrides]))
     assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("space_name,size", [("darts_s2", {"layers": 2}), ("nb201", {"N": 1})])
+def test_one_stage_without_partial_channels_is_the_plain_dirichlet_search(space_name, size):
+    """ks [1]: K = 1 computes every channel (nothing bypassed, also on stride-2 edges) and nothing is pruned."""
+    torch.manual_seed(8)
+    net = supernet(space_name, 1, 8, **size)
+    n = len(net.space.ops)
+    opt, comp = progressive(net, [1], [n])
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    for epoch in range(2):
+        comp.on_epoch_start(epoch, 2)
+        opt.step((x, y), (x, y))
+    assert comp.stage == 0 and all(bool(net.mixer.keep(ct).all()) for ct in net.mixer.alphas)
 
 
 def test_per_space_defaults():

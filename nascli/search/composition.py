@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig
@@ -37,6 +37,8 @@ class Composition:
     components: tuple[tuple[str, type, dict[str, Any]], ...]
     selection: str
     epochs: int
+    edge_parts: tuple[tuple[str, dict[str, Any]], ...] = ()
+    supernet_options: dict[str, Any] = field(default_factory=dict)
 
 
 COMPOSITION_RULES: Registry[Callable[[Composition], str | None]] = Registry("composition rule")
@@ -192,6 +194,22 @@ def _progressive_stages(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("partial_channels_width")
+def _partial_channels_divide_the_width(c: Composition) -> str | None:
+    """Partial channels K (PC-DARTS; every K of DrNAS's progressive stages) must divide the supernet width C
+    (the other cells are 2C and 4C wide), or no op width C/K exists."""
+    width = c.supernet_options.get("C")
+    if width is None:
+        return None
+    ks = [int(o.get("k", 4)) for n, o in c.edge_parts if n == "partial_channels"]
+    ks += [int(k) for n, _, o in c.components if n == "drnas_progressive" for k in o.get("ks", ())]
+    bad = sorted({k for k in ks if k < 1 or int(width) % k})
+    if bad:
+        return (f"partial channels K={bad[0]} of method {c.method} does not divide the supernet width "
+                f"space.supernet.C={width}; use a C divisible by every K in {sorted(set(ks), reverse=True)}")
+    return None
+
+
 def _bilevel_optimizers() -> list[str]:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]
@@ -220,9 +238,11 @@ def composition(cfg: DictConfig) -> Composition:
     mixer_name, mixer_opts = _named(cfg.method.mixer, "method.mixer")
     mixer = MIXERS.get(mixer_name)
     check_options(mixer_opts, accepted_options(mixer), "method.mixer")
+    edge_parts = []
     for spec in plain(cfg.method.get("edge_parts")) or []:
         name, opts = _named(spec, "method.edge_parts entry")
         check_options(opts, accepted_options(EDGE_PARTS.get(name)), f"method.edge_parts[{name}]")
+        edge_parts.append((name, opts))
     components = []
     for spec in plain(cfg.method.get("components")) or []:
         name, opts = _named(spec, "method.components entry")
@@ -239,7 +259,8 @@ def composition(cfg: DictConfig) -> Composition:
     sel_name, sel_opts = _named(cfg.selection, "selection")
     check_options(sel_opts, accepted_options(SELECTIONS.get(sel_name)), "selection")
     return Composition(str(cfg.method.name), space, mixer, mixer_name, mixer_opts, optimizer,
-                       opt_name, opt_opts, tuple(components), sel_name, int(cfg.search.epochs))
+                       opt_name, opt_opts, tuple(components), sel_name, int(cfg.search.epochs),
+                       tuple(edge_parts), supernet_opts)
 
 
 def check_search_config(cfg: DictConfig) -> Composition:

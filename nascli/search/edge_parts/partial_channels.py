@@ -67,6 +67,8 @@ class PartialChannelEdges(EdgePart):
 
     def combine(self, mixed: torch.Tensor | None, x: torch.Tensor, edge: Edge, shape: tuple[int, ...],
                 bypass_scale: torch.Tensor | None = None) -> torch.Tensor | None:
+        if self.k == 1:  # every channel goes through the ops: nothing to bypass (DrNAS MixedOp with k = 1)
+            return mixed
         rest = x[:, self.width:]
         if edge.stride == 2:
             rest = self.bypass_pool(rest)
