@@ -182,6 +182,9 @@ def _progressive_stages(c: Composition) -> str | None:
         if not hasattr(c.mixer, "prune_to_top"):
             return (f"component {name} prunes ops through the mixer, and method {c.method}'s mixer "
                     f"{c.mixer_name} cannot prune; use method.mixer.name=dirichlet")
+        if len(set(opts.get("ks", (6, 4)))) > 1 and getattr(c.optimizer, "weight_copies", False):
+            return (f"component {name} widens the weights in place between stages, and optimizer "
+                    f"{c.optimizer_name} keeps its own copy of them; use optimizer=bilevel")
         stages = len(opts.get("ks", (6, 4)))
         bounds = [*stage_starts(c.epochs, stages), c.epochs]
         lengths = [b - a for a, b in zip(bounds, bounds[1:]) if b > a]

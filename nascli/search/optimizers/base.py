@@ -112,6 +112,9 @@ class SearchOptimizer(ABC):
     #: whether :meth:`update` trains w in a weight update of its own wrapped by :meth:`weight_hooks` (the
     #: ``before_weight_step`` / ``after_weight_step`` hooks); false for a joint w/alpha step (single level)
     weight_step_hooks: bool = False
+    #: whether the optimizer keeps tensors shaped like the weights outside ``w_opt``'s state (RARTS's twin
+    #: network y): a component that reshapes the weights in place (DrNAS widening) cannot reach them
+    weight_copies: bool = False
 
     def __init__(self, supernet, *, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
                  nesterov: bool = False, weight_decay: float = 3e-4, grad_clip: float = 5.0,

@@ -113,6 +113,7 @@ class RartsOptimizer(SearchOptimizer):
     trains_on_validation = True
     #: w's update runs inside :meth:`weight_hooks` (SDARTS / MS-DARTS perturb it; y's update is not)
     weight_step_hooks = True
+    weight_copies = True  # y mirrors w (read by the DrNAS widening's composition rule)
 
     def __init__(self, supernet, *, beta: float = 1.0, proximity: float = 1.0, y_lr_scale: float = 1.0,
                  arch_grad: str = "gauss_seidel", **kw: Any):
