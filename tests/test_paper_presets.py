@@ -142,7 +142,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
                            "method.components[0].epsilon": 0.25, "method.components[0].bandwidth": 1.0,
                            "method.components[0].samples": 3, "method.components[0].iterations": 2,
                            **seeds(2, None), **DARTS_PROTOCOL, "paper.value": None},
-    # METHODS.md 8, 10 (DrNAS DARTS row): 36 x 20 search net, 25 + 25 epochs, SGD 0.1 -> 0, Adam 6e-4, alpha from 10, K 6
+    # METHODS.md 8, 10 (DrNAS DARTS row): 36 x 20 search net, 25 + 25 epochs, SGD 0.1 -> 0, Adam 6e-4,
+    # alpha from epoch 10, K 6
     "darts_c10_drnas": {**axes("drnas", "bilevel"), **DARTS_NET, "space.supernet.C": 36, "space.supernet.layers": 20,
                         **DARTS_DATA, **run(50, 64, "random"), **PC_W, **DARTS_A, "optimizer.arch_lr": 6.0e-4,
                         "optimizer.arch_start_epoch": 10, "optimizer.order": "arch_first", "method.edge_parts[0].k": 6,

@@ -3,9 +3,9 @@
 Two ways to get one (:data:`MODES`, the ``mode=`` of ``nas benchmark``):
 
 * ``study``: every (method label, seed) of ``methods`` x ``seeds``, a label being a ``conf/method`` name, a
-  ``variants`` entry (``[method=<name>, overrides...]``) or a paper preset (``paper/<name>``). Each search config is composed through Hydra's
-  compose API exactly as ``nas search`` will compose it, and its run directory computed from it, so a
-  bad name or override fails with one line before any job starts;
+  ``variants`` entry (``[method=<name>, overrides...]``) or a paper preset (``paper/<name>``). Each search
+  config is composed through Hydra's compose API exactly as ``nas search`` will compose it, and its run
+  directory computed from it, so a bad name or override fails with one line before any job starts;
 * ``aggregate``: the search runs found under ``sweep=`` (:func:`nascli.bench.study.discover_runs`).
 
 Both compose every selection's ``nas derive`` config and one ``nas evaluate`` config up front.

@@ -208,7 +208,8 @@ def main_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     out = []
     published = published_cells(report)
     for c in report["cells"]:
-        out.append((c["method"], c["selection"], _ok(c), _pm(c["acc"]), published.get((c["method"], c["selection"]), "–"),
+        beside = published.get((c["method"], c["selection"]), "–")
+        out.append((c["method"], c["selection"], _ok(c), _pm(c["acc"]), beside,
                     _f(c["acc"]["best"]), _f(c["ri"]),
                     _f(c["ri_space"]), _f(c["search_time_s"], 1), _f(c["peak_memory_mb"], 0),
                     _f(c["skip_count"], 1), _f(c["alpha_entropy"], 3), _f(c["hessian_eigenvalue"], 3)))
@@ -265,7 +266,8 @@ def _published_section(report: dict[str, Any]) -> list[str]:
     rows = []
     for p in pubd["methods"]:
         c = by_cell[(p["method"], p["selection"])]
-        rows.append((p["method"], p["selection"], _pm(c["acc"]), _pub(p["accuracy"]) if p["accuracy"] else "not recovered",
+        figure = _pub(p["accuracy"]) if p["accuracy"] else "not recovered"
+        rows.append((p["method"], p["selection"], _pm(c["acc"]), figure,
                      p["set"], p["row"] + (" (matched by preset)" if p["matched_by"] == "preset" else ""),
                      _details(p), p["source"]))
     for p in pubd["reference"]:

@@ -110,7 +110,7 @@ def shipped_keys(command: str) -> frozenset[str]:
     groups = command_groups(command)
     keys.update(groups)
     files = [(CONF_DIR / f"{command}.yaml", "")]
-    files += [(p, f"{g}.") for g in groups for p in sorted((CONF_DIR / g).glob("*.yaml"))]
+    files += [(p, f"{g}.") for g in groups for p in sorted((CONF_DIR / g).rglob("*.yaml"))]  # paper/*.yaml too
     for path, prefix in files:
         try:
             text = path.read_text()
