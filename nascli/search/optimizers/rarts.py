@@ -30,7 +30,9 @@ abstract confirms "variable splitting and Gauss-Seidel iterations", nothing more
   (the same cosine schedule; 1 by default: assumed, the paper's eta_y was not recovered). alpha uses
   the usual Adam (arch defaults, METHODS.md 1.1).
 * gradient clipping (``grad_clip``) applies to each network's whole gradient, loss plus proximity term,
-  as the other optimizers clip w's gradient.
+  as the other optimizers clip w's gradient. A weight without a loss gradient this step (an op a sampling
+  mixer did not pick) still has the proximity gradient, so it is updated (and decayed) toward the other
+  network's copy.
 * The step reports L_t(w) of the w pass as ``train`` and, once, L_v(y) (unscaled by beta) as ``val``: the
   one alpha's gradient comes from (the alpha pass, at the new y; the y pass with ``reuse`` or while alpha
   is frozen). A component's architecture-loss term, which rides on the reported validation loss, is
