@@ -257,3 +257,27 @@ def test_docs_list_every_preset_with_its_command():
     text = DOCS.read_text()
     for name in PRESETS:
         assert f"+experiment=paper/{name}" in text, f"docs/PAPERS.md does not show {name}"
+
+
+# Tiny shapes that every preset's method accepts (partial channels K up to 6 need C divisible by 6 and 4).
+TINY_RUN = {"nb201": ["space.supernet.C=12", "space.supernet.N=1", "dataset.split=balanced"],
+            "darts": ["space.supernet.C=12", "space.supernet.layers=3"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_runs_one_tiny_search(name, tmp_path, capsys):
+    """`nas search +experiment=paper/<name>` on tiny shapes and synthetic data: the preset's own method,
+    optimizer, schedule and selection run a step, derive an arch and write result.json."""
+    import json
+
+    from nascli.cli import main
+
+    needs_yamls(name)
+    space = EXPECTED[name]["space.name"]
+    main(["search", f"+experiment=paper/{name}", "dataset=synthetic", *TINY_RUN[space], "dataset.num_train=96",
+          "dataset.num_test=16", "dataset.image_size=8", "search.batch_size=8", "search.epochs=2",
+          "search.max_steps_per_epoch=1", "optimizer.arch_start_epoch=0", "num_threads=1", f"out_root={tmp_path}"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["status"] == "ok" and result["method"] == EXPECTED[name]["method.name"]
+    assert result["optimizer"] == EXPECTED[name]["optimizer.name"] and result["seed"] == EXPECTED[name]["seed"]
