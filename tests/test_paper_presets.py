@@ -228,6 +228,16 @@ def test_paper_record_is_a_published_row_of_its_own_method(name):
     assert (pset.key, row.name) in [(s.key, r.name) for s, r in rows]
 
 
+def test_gdas_darts_space_network_is_c16_n2():
+    # METHODS.md 5.1: C=16, N=2 -> 6 cells [C, C, 2C(red), 2C, 4C(red), 4C]
+    from nascli.spaces.darts.supernet import reduction_layers
+
+    for name in ("darts_c10_gdas", "darts_c10_daas"):
+        cfg = composed(name)
+        assert (cfg.space.supernet.C, cfg.space.supernet.layers) == (16, 6)
+        assert reduction_layers(cfg.space.supernet.layers) == (2, 4)
+
+
 def test_a_drifted_default_is_caught():
     # what a changed default in method/gdas.yaml (epochs) or space/nb201.yaml (weight decay) would compose to
     drifted = composed("nb201_gdas", ("search.epochs=200", "optimizer.weight_decay=3e-4"))
