@@ -102,15 +102,14 @@ def test_each_forward_draws_a_new_sample_shared_by_the_cells_of_a_type():
     mixer = nb201_mixer()
     a, b = mixer.mix("cell").weights, mixer.mix("cell").weights
     assert not torch.equal(a, b)
-    net = nb201_mixer_net = get_space("nb201").build_supernet(mixer, 10, 3, (), C=4, N=2, impl="reference")
+    net = get_space("nb201").build_supernet(mixer, 10, 3, (), C=4, N=2, impl="reference")
     seen = []
     handles = [cell.register_forward_pre_hook(lambda m, args: seen.append(args[1].weights))
                for cell in net.net.cells if hasattr(cell, "edges")]
     net(torch.randn(2, 3, 8, 8))
     for h in handles:
         h.remove()
-    assert len(seen) == 6 and all(s is seen[0] for s in seen)
-    assert nb201_mixer_net is net
+    assert len(seen) == 6 and all(s is seen[0] for s in seen)  # 3 stages x N=2 search cells, one sample
 
 
 def test_gradients_reach_alpha_through_rsample_and_match_the_mean_gradient():
