@@ -176,6 +176,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _acc(values: list[float]) -> str:
+    """``mean ± half-width (n=k)`` of the 95 % t-interval; a single value as ``v (n=1)``."""
+    if len(values) == 1:
+        return f"{values[0]:.2f} (n=1)"
+    ci = t_interval(values)
+    return "–" if ci is None else f"{_fmt(ci)} (n={len(values)})"
+
+
 def _fmt(ci: tuple[float, float] | None, digits: int = 2) -> str:
     return "–" if ci is None else f"{ci[0]:.{digits}f} ± {ci[1]:.{digits}f}"
 
@@ -216,8 +224,8 @@ def write_report(runs: list[Run], baseline: list[float], out: Path, command: str
         steps = str(done[0].steps_per_epoch) if done else "–"
         finished = sum(r.finished for r in group)
         lines.append(f"| {label} | {len(group)} ({finished}) | {shape} | {steps} | {mean(pfs)} | {mean(devs)} | {mean(hess)} | "
-                     f"{settle} | {_fmt(t_interval(acc['magnitude']))} | {_fmt(t_interval(acc['ostr']))} |")
-    lines += ["", f"Random baseline ({len(baseline)} archs): {_fmt(t_interval(baseline))}", "", "## Final cells", "",
+                     f"{settle} | {_acc(acc['magnitude'])} | {_acc(acc['ostr'])} |")
+    lines += ["", f"Random baseline ({len(baseline)} archs): {_acc(baseline)}", "", "## Final cells", "",
               "| method | seed | finished | magnitude | ostr |", "|---|---|---|---|---|"]
     for r in runs:
         final = r.archs.get("magnitude") or (r.epochs[-1]["arch"] if r.epochs else "")

@@ -80,8 +80,9 @@ def test_report_of_a_hand_made_study(tmp_path):
     assert cells[1:5] == ["2 (2)", "3", "10", "0.750"]            # param-free share (1.0 + 0.5) / 2
     assert cells[5] == "0.050" and cells[6] == "0.900"           # max dev, last lambda_max
     assert cells[7] == "1 (10), 0 (0)"   # seed 0 changed at epoch 1 (10 steps); seed 1 ended where it began
-    assert cells[8] == f"65.00 ± {12.706 * math.sqrt(50) / math.sqrt(2):.2f}"
-    assert "Random baseline (1 archs): –" in text
+    assert cells[8] == f"65.00 ± {12.706 * math.sqrt(50) / math.sqrt(2):.2f} (n=2)"
+    assert cells[9] == "–"
+    assert "Random baseline (1 archs): 50.00 (n=1)" in text
     assert "| gdas | 0 | no (1 epochs) |" in text and "\\|skip_connect~0\\|" in text
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"report.md", "param_free_share.png", "hessian.png",
                                                                 "max_dev.png"}
