@@ -38,7 +38,8 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_write_bytes's temp files: .<nam
 # Keys that do not change what a run computes; dotted paths into the config.
 NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "run", "hydra",
                      "dataset.root", "dataset.download", "search.checkpoint_every_steps",
-                     "train.checkpoint_every_steps", "dry_run", "kill_after_steps")
+                     "train.checkpoint_every_steps", "dry_run", "kill_after_steps",
+                     "paper")  # a preset's record of the published row: says what to compare with, changes no run
 
 
 def semantic_config(cfg: DictConfig) -> dict[str, Any]:
