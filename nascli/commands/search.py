@@ -138,7 +138,11 @@ def search(cfg: DictConfig) -> dict[str, Any]:
             emit_result(done)
             return done
         try:
-            result = SearchSession(cfg, session_run, composition).execute()
+            if composition.flow is not None:  # a method with its own search flow (GM-NAS's split tree)
+                from nascli.search.few_shot.flow import run_flow
+                result = run_flow(cfg, session_run, composition, SearchSession, console.print)
+            else:
+                result = SearchSession(cfg, session_run, composition).execute()
         except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
             emit_result(session_run.record_divergence(exc, {
                 "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),

@@ -39,6 +39,7 @@ class Composition:
     epochs: int
     edge_parts: tuple[tuple[str, dict[str, Any]], ...] = ()
     supernet_options: dict[str, Any] = field(default_factory=dict)
+    flow: tuple[str, dict[str, Any]] | None = None  # method.flow: a search flow of its own (GM-NAS), or None
 
 
 COMPOSITION_RULES: Registry[Callable[[Composition], str | None]] = Registry("composition rule")
@@ -213,6 +214,30 @@ def _partial_channels_divide_the_width(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("flow")
+def _split_tree_flow(c: Composition) -> str | None:
+    """A split-tree flow (GM-NAS) reads each op's parameters per edge (reference cells), selects inside each
+    leaf's sub-space (magnitude; the probing selections clear the leaf's restriction) and splits before the
+    run ends."""
+    if c.flow is None:
+        return None
+    if c.supernet_options.get("impl") != "reference":
+        return (f"method {c.method} scores edges by the gradients of each edge's own op modules, and supernet impl "
+                f"{c.supernet_options.get('impl')!r} batches them; use method.supernet.impl=reference")
+    if c.selection != "magnitude":
+        return (f"method {c.method} selects inside each sub-supernet's op groups, and selection {c.selection} "
+                f"probes the whole supernet (it clears the groups); use selection=magnitude")
+    unknown = [t for t in (c.flow[1].get("cell_types") or []) if t not in c.space.cell_types]
+    if unknown:
+        return (f"method.flow.cell_types {unknown} are not cell types of space {c.space.name}: "
+                f"{', '.join(c.space.cell_types)}")
+    splits = c.flow[1].get("split_epochs") or []
+    if splits and int(max(splits)) >= c.epochs:
+        return (f"method.flow.split_epochs={list(splits)} must all be below search.epochs={c.epochs} (method "
+                f"{c.method} trains the children after the last split); raise search.epochs or split earlier")
+    return None
+
+
 def _bilevel_optimizers() -> list[str]:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]
@@ -261,9 +286,15 @@ def composition(cfg: DictConfig) -> Composition:
     check_options(opt_opts, accepted_options(optimizer), "optimizer")
     sel_name, sel_opts = _named(cfg.selection, "selection")
     check_options(sel_opts, accepted_options(SELECTIONS.get(sel_name)), "selection")
+    flow = None
+    if cfg.method.get("flow"):
+        from nascli.search.few_shot.flow import FLOWS
+        flow = _named(cfg.method.flow, "method.flow")
+        check_options(flow[1], accepted_options(FLOWS.get(flow[0])), "method.flow")
+        FLOWS.get(flow[0])(**flow[1])  # bad option values: one-line OptionError now, before anything is built
     return Composition(str(cfg.method.name), space, mixer, mixer_name, mixer_opts, optimizer,
                        opt_name, opt_opts, tuple(components), sel_name, int(cfg.search.epochs),
-                       tuple(edge_parts), supernet_opts)
+                       tuple(edge_parts), supernet_opts, flow)
 
 
 def check_search_config(cfg: DictConfig) -> Composition:

@@ -1,0 +1,294 @@
+"""The few-shot search flow of GM-NAS (METHODS.md 8; skhu101/GM-NAS@a69837d WS-GM/nasbench201/train_search.py,
+WS-GM/sota/cnn/train_search_ws.py): one supernet becomes a tree of sub-supernets.
+
+With split epochs s_1 < ... < s_L and E = ``search.epochs`` in all:
+
+1. the root supernet trains epochs [0, s_1);
+2. at s_k every supernet of the level scores each undecided edge by gradient matching
+   (:mod:`.gradient_matching`), partitions the best edge's ops into two groups (:mod:`.partition`) and
+   becomes two children, each restricted on that edge to one group (``Mixer.mask_op`` on the other ops, so
+   any mixer is a possible base) and starting from a copy of its parent's whole state (weights, alphas,
+   optimizer and stream states, RNG); the children train epochs [s_k, s_{k+1}) (s_{L+1} = E) one after the other;
+3. ``restart_final`` (the reference scripts' ``--restart final``): the children of the last split start from a
+   freshly initialised supernet instead and run E - s_L epochs with their own schedule (``--fix_sche 1``);
+   ``freeze_arch_until_final_split`` (``--restart final`` sets ``warmup_epoch = split_ckpts[-1]``; the
+   DARTS-space script's ``--fix_alpha_equal``): alpha is not updated before the last split;
+4. each leaf selects its architecture inside its sub-space (magnitude: the space's rule on the mixer's scores
+   with the ops outside the leaf's groups removed, as the reference ``genotype()`` masks with ``enc``), and the
+   leaf whose supernet has the highest accuracy on the architecture split wins.
+
+Every node is a resumable unit under ``<run>/tree/<id>/`` (checkpoint.pt, metrics.jsonl); the tree's
+progress is ``<run>/tree/state.json`` (:mod:`.tree`). A split is computed from the node's final checkpoint
+in a fresh session, its children's checkpoints are written, and only then does the tree record the split,
+so a kill at any point resumes to exactly the uninterrupted result.
+
+The command layer hands the flow its session factory and its console (:func:`run_flow`), so this module
+imports nothing from ``nascli.commands``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nascli.errors import OptionError
+from nascli.registry import Registry
+from nascli.rundir import RunDir
+from nascli.search.few_shot.gradient_matching import DISTANCES, edge_distance, shared_parameters
+from nascli.search.few_shot.partition import EDGE_CHOICES, PARTITION_RULES, best_partition, choose_edge
+from nascli.search.few_shot.tree import Node, SplitTree
+
+FLOWS: Registry[type] = Registry("search flow")
+
+
+def apply_restrictions(mixer, node: Node) -> None:
+    """``mask_op`` every op outside the node's groups on its restricted edges."""
+    for r in node.restrictions:
+        for o in range(len(mixer.ops)):
+            if o not in r.ops:
+                mixer.mask_op(r.cell_type, r.edge, o)
+
+
+def restricted_scores(op_scores: dict[str, torch.Tensor], node: Node) -> dict[str, torch.Tensor]:
+    """``op_scores`` with the ops outside the node's groups set to -inf (never selected)."""
+    out = {ct: s.detach().clone().float() for ct, s in op_scores.items()}
+    for r in node.restrictions:
+        keep = torch.zeros(out[r.cell_type].shape[-1], dtype=torch.bool)
+        keep[r.ops] = True
+        out[r.cell_type][r.edge, ~keep] = float("-inf")
+    return out
+
+
+@FLOWS.register("few_shot")
+class GradientMatchingFlow:
+    """GM-NAS few-shot search (module docstring). Options are the method's ``flow`` node."""
+
+    def __init__(self, *, split_epochs: list[int], num_batches: int = 100, distance: str = "cos",
+                 partition: str = "pair_rest", edge_choice: str = "max_cross", hard: bool = True,
+                 cell_types: list[str] | None = None, restart_final: bool = True,
+                 freeze_arch_until_final_split: bool = True):
+        self.split_epochs = [int(s) for s in split_epochs]
+        if not self.split_epochs or self.split_epochs != sorted(set(self.split_epochs)) or self.split_epochs[0] < 1:
+            raise OptionError(f"method.flow.split_epochs must be increasing epochs >= 1, got {list(split_epochs)}")
+        self.num_batches = int(num_batches)
+        if self.num_batches < 1:
+            raise OptionError(f"method.flow.num_batches must be >= 1, got {num_batches}")
+        DISTANCES.get(distance), PARTITION_RULES.get(partition), EDGE_CHOICES.get(edge_choice)
+        self.distance, self.partition, self.edge_choice = distance, partition, edge_choice
+        self.hard = bool(hard)
+        self.cell_types = None if cell_types is None else [str(c) for c in cell_types]
+        self.restart_final = bool(restart_final)
+        self.freeze = bool(freeze_arch_until_final_split)
+
+    # ------------------------------------------------------------------ configs of the nodes
+    def node_config(self, cfg: DictConfig, node: Node) -> DictConfig:
+        """The search config one node's session is built from (module docstring, points 2-3)."""
+        out = copy.deepcopy(cfg)
+        OmegaConf.set_struct(out, False)
+        out.method.flow = None
+        last = self.split_epochs[-1]
+        if node.restart:
+            out.search.epochs = int(cfg.search.epochs) - last
+        elif self.freeze:
+            out.optimizer.arch_start_epoch = max(int(cfg.optimizer.get("arch_start_epoch", 0) or 0), last)
+        return out
+
+    def epoch_offset(self, node: Node) -> int:
+        return self.split_epochs[-1] if node.restart else 0
+
+    def session(self, cfg: DictConfig, run: RunDir, node: Node, composition):
+        s = self.make_session(self.node_config(cfg, node), RunDir(run.path / "tree" / node.id), composition)
+        apply_restrictions(s.supernet.mixer, node)
+        return s
+
+    # ------------------------------------------------------------------ the flow
+    def run(self, cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
+            say: Callable[[str], None]) -> dict[str, Any]:
+        """The whole tree (module docstring); ``make_session(cfg, run_dir, composition)`` builds one node's
+        search session (``nascli.commands.search.SearchSession``), ``say`` prints progress."""
+        self.make_session, self.say = make_session, say
+        state_path = run.path / "tree" / "state.json"
+        tree = SplitTree.load(state_path)
+        if tree is None:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(cfg)
+            tree = SplitTree.root(self.split_epochs[0])
+            tree.save(state_path)
+            self.say(f"[bold]search[/] (few-shot) {run.path}")
+        else:
+            self.say(f"[bold]resuming[/] few-shot tree {run.path}")
+        while (node := tree.next_open()) is not None:
+            if node.status == "pending":
+                self.train(cfg, run, node, composition)
+                node.status = "trained"
+                tree.save(state_path)
+            elif node.depth < len(self.split_epochs):
+                self.split(cfg, run, tree, node, composition)
+                tree.save(state_path)
+            else:
+                self.select(cfg, run, node, composition)
+                tree.save(state_path)
+        return self.finish(cfg, run, tree)
+
+    def train(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
+        """Train ``node`` to its end epoch from its checkpoint (or from scratch), like ``SearchSession.execute``."""
+        s = self.session(cfg, run, node, composition)
+        engine, offset = s.engine, self.epoch_offset(node)
+        state = s.run.load_checkpoint(map_location=s.device)
+        if state is not None:
+            engine.load_state_dict(state)
+            s.elapsed = float(state.get("elapsed", 0.0))
+        else:
+            s.run.path.mkdir(parents=True, exist_ok=True)
+        s.run.truncate_metrics(engine.epoch)
+        every = int(cfg.search.get("checkpoint_every_steps", 0) or 0)
+        for epoch in range(engine.epoch, node.end_epoch - offset):
+            engine.start_epoch(epoch)
+            t0 = time.perf_counter()
+            timing = engine.run_epoch(checkpoint=s.checkpoint, checkpoint_every=every)
+            s.elapsed += time.perf_counter() - t0
+            record = s.epoch_record(epoch, timing)
+            record["node"] = node.id
+            s.run.append_metrics(record)
+            engine.epoch, engine.step = epoch + 1, 0
+            s.checkpoint()
+            self.say(f"node {node.id} epoch {epoch + offset + 1}/{cfg.search.epochs} "
+                          f"train_acc {record.get('train_acc', 0):.1f} val_acc {record.get('val_acc', float('nan')):.1f}")
+
+    def undecided_edges(self, space, node: Node) -> list[tuple[str, int]]:
+        types = self.cell_types or list(space.cell_types)
+        done = node.restricted()
+        return [(ct, e) for ct in space.cell_types if ct in types for e in range(space.num_edges(ct))
+                if (ct, e) not in done]
+
+    def split(self, cfg: DictConfig, run: RunDir, tree: SplitTree, node: Node, composition) -> None:
+        """Score every undecided edge of ``node`` from its final checkpoint, split the chosen one, write the
+        children's initial checkpoints, then record the split in the tree (module docstring)."""
+        s = self.session(cfg, run, node, composition)
+        state = s.run.load_checkpoint(map_location=s.device)
+        s.engine.load_state_dict(state)
+        s.elapsed = float(state.get("elapsed", 0.0))
+        t0 = time.perf_counter()
+        mixer, net = s.supernet.mixer, s.supernet
+        net.train()
+        edges = self.undecided_edges(s.space, node)
+        scores, partitions = [], []
+        for ct, e in edges:
+            dist = edge_distance(lambda b: s.optimizer.loss(b), s.engine.train_stream.next, mixer, ct, e,
+                                 len(mixer.ops), shared_parameters(net, ct, e), num_batches=self.num_batches,
+                                 hard=self.hard, distance=self.distance,
+                                 restore=lambda: apply_restrictions(mixer, node))
+            p = best_partition(dist, self.partition)
+            partitions.append(p)
+            scores.append({"cell_type": ct, "edge": e, "groups": [list(g) for g in p.groups],
+                           "within": p.within, "cross": p.cross, "distance": dist.tolist()})
+        best = choose_edge(partitions, self.edge_choice)
+        ct, e = edges[best]
+        final = node.depth + 1 == len(self.split_epochs)
+        restart = final and self.restart_final
+        end = int(cfg.search.epochs) if final else self.split_epochs[node.depth + 1]
+        seconds = time.perf_counter() - t0
+        s.elapsed += seconds
+        kids = tree.add_children(node, [list(g) for g in partitions[best].groups], ct, e, end, restart)
+        if not restart:
+            state = s.engine.state_dict()
+            state["elapsed"] = 0.0
+            for kid in kids:
+                RunDir(run.path / "tree" / kid.id).save_checkpoint(state)
+        node.split = {"cell_type": ct, "edge": e, "ops": [[mixer.ops[o] for o in g] for g in partitions[best].groups],
+                      "groups": [list(g) for g in partitions[best].groups], "within": partitions[best].within,
+                      "cross": partitions[best].cross, "edge_choice": self.edge_choice, "epoch": node.end_epoch,
+                      "scoring_time_s": round(seconds, 3), "node_time_s": round(s.elapsed, 3), "edges": scores}
+        node.status = "split"
+        self.say(f"node {node.id}: split {ct} edge {e} into {node.split['ops']} "
+                      f"(cross {partitions[best].cross:.4f}, within {partitions[best].within:.4f})")
+
+    def select(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
+        """A leaf's arch (magnitude inside its sub-space) and its supernet's accuracy on the architecture split."""
+        from nascli.data import iterate_eval
+
+        s = self.session(cfg, run, node, composition)
+        state = s.run.load_checkpoint(map_location=s.device)
+        s.engine.load_state_dict(state)
+        op_scores, edge_scores = s.supernet.mixer.selection_scores()
+        arch = s.space.discretize(restricted_scores(op_scores, node), edge_scores,
+                                  rule=str(cfg.method.get("derive_rule", "default")))
+        s.supernet.eval()
+        correct = seen = 0
+        with torch.no_grad():
+            for x, y in iterate_eval(s.setup.arch_split, s.setup.info, int(cfg.search.batch_size)):
+                correct += int((s.supernet(x).argmax(-1) == y).sum())
+                seen += int(y.shape[0])
+        data = arch.to_json()
+        data["provenance"] = {"run": str(run.path), "node": node.id, "selection": "magnitude",
+                              "restrictions": [vars(r) for r in node.restrictions]}
+        s.run.write_json("arch.json", data)
+        node.result = {"arch": arch.to_string(), "val_acc": 100.0 * correct / max(seen, 1),
+                       "benchmark": s.space.ground_truth(arch, str(cfg.dataset.name)),
+                       "node_time_s": round(float(state.get("elapsed", 0.0)), 3)}
+        node.status = "done"
+        self.say(f"leaf {node.id}: val_acc {node.result['val_acc']:.2f} {node.result['arch']}")
+
+    # ------------------------------------------------------------------ artifacts
+    def finish(self, cfg: DictConfig, run: RunDir, tree: SplitTree) -> dict[str, Any]:
+        from nascli.search.few_shot.plot import draw_split_tree
+        from nascli.spaces import get_space
+
+        space = get_space(str(cfg.space.name))
+        leaves = tree.leaves()
+        winner = max(leaves, key=lambda n: n.result["val_acc"])  # first leaf on ties
+        lineage, cur = [], winner
+        while cur.parent is not None:
+            parent = tree.node(cur.parent)
+            lineage.insert(0, {"node": parent.id, "cell_type": parent.split["cell_type"], "edge": parent.split["edge"],
+                               "ops": parent.split["ops"], "cross": parent.split["cross"],
+                               "within": parent.split["within"]})
+            cur = parent
+        arch = space.arch_from_json(json.loads((run.path / "tree" / winner.id / "arch.json").read_text()))
+        data = arch.to_json()
+        data["provenance"] = {"run": str(run.path), "flow": "few_shot", "selection": "magnitude",
+                              "node": winner.id, "val_acc": winner.result["val_acc"], "epoch": int(cfg.search.epochs),
+                              "splits": lineage,
+                              "leaves": {n.id: n.result["val_acc"] for n in leaves}}
+        data["benchmark"] = winner.result["benchmark"]
+        arch_path = run.write_json("arch.json", data)
+        try:
+            space.draw(arch, run.path / "cells" / "arch")
+        except ImportError as exc:  # pictures are optional
+            self.say(f"[yellow]note:[/] no cell pictures ({exc})")
+        tree_path = run.write_json("split_tree.json", {**tree.to_json(), "winner": winner.id})
+        picture = draw_split_tree(tree, winner.id, run.path / "split_tree.png")
+        metrics = [m for n in tree.nodes for m in RunDir(run.path / "tree" / n.id).read_metrics()]
+        split_time = sum(n.split["scoring_time_s"] for n in tree.nodes if n.split)
+        train_time = sum(m.get("epoch_time_s", 0.0) for m in metrics)
+        result = {
+            "status": "ok", "command": "search", "run_dir": str(run.path), "arch_path": str(arch_path),
+            "arch": arch.to_string(), "space": space.name, "dataset": str(cfg.dataset.name),
+            "method": str(cfg.method.name), "optimizer": str(cfg.optimizer.name),
+            "selection": str(cfg.selection.name), "seed": int(cfg.seed), "epochs": int(cfg.search.epochs),
+            "skip_count": space.skip_count(arch), "benchmark": winner.result["benchmark"],
+            "search_time_s": round(train_time + split_time, 3), "split_time_s": round(split_time, 3),
+            "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
+            "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),
+            "tree": {"nodes": len(tree.nodes), "leaves": len(leaves), "winner": winner.id},
+            "artifacts": {"split_tree.json": str(tree_path), "split_tree.png": str(picture) if picture else None},
+        }
+        run.write_json("result.json", result)
+        return result
+
+
+def run_flow(cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
+             say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the flow named by ``method.flow.name`` with the node's other keys as options."""
+    from nascli.plain import plain
+    from nascli.search.options import construct
+
+    opts = dict(plain(cfg.method.flow))
+    name = opts.pop("name")
+    return construct(FLOWS.get(name), opts, "method.flow").run(cfg, run, composition, make_session, say)
+
