@@ -1,8 +1,8 @@
 """Search optimizers: how weights w and architecture parameters alpha are updated each step.
 
-Shared pieces: SGD on w with a per-epoch cosine learning rate
-    lr_e = lr_min + (lr - lr_min) * (1 + cos(pi * e / E)) / 2,   e = 0..E-1
-(set at the start of each epoch, METHODS.md 11.9), gradient-norm clipping of w, and Adam on alpha
+Shared pieces: SGD on w with a per-epoch learning-rate schedule set at the start of each epoch
+(``schedule``: ``cosine``, METHODS.md 11.9, or sharpDARTS's ``cos_power``, :func:`cos_power_lr`; both in
+:data:`LR_SCHEDULES`), gradient-norm clipping of w, and Adam on alpha
 (lr 3e-4, betas (0.5, 0.999), wd 1e-3 by default, METHODS.md 1.1). Architecture updates start at
 ``arch_start_epoch`` (PC-DARTS warm-up: 15).
 """
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from nascli.device import autocast, frozen
+from nascli.errors import OptionError
 from nascli.registry import Registry
 
 SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
@@ -30,8 +31,52 @@ def upcast(t: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_lr(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
-    """Epoch-wise cosine annealing (CosineAnnealingLR stepped at epoch start)."""
+    """Epoch-wise cosine annealing (CosineAnnealingLR stepped at epoch start):
+    lr_e = lr_min + (lr - lr_min) * (1 + cos(pi * e / E)) / 2, e = 0..E-1."""
     return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def cos_power_lr(lr: float, lr_min: float, epoch: int, epochs: int, power: float = 2.0,
+                 warmup_epochs: int = 0) -> float:
+    """Cosine Power Annealing (sharpDARTS, Hundt et al. 2019; ahundt/sharpDARTS@8fd6575
+    cnn/cosine_power_annealing.py, as train_search.py calls it with ``epochs=E``). With t = epoch + 1 (1..E),
+    W = ``warmup_epochs``, p = ``power`` (the reference's ``exponent_order``):
+
+        c(t) = (1 + cos(pi * (t - W) / (E - W))) / 2
+        g(t) = p ** (c(t) + 1)                      (g = c when p = 1: plain cosine)
+        q(t) = (g(t) - min_s g(s)) / (max_s g(s) - min_s g(s)),   s = 1..E
+        q(t) = t / (W + 1)                          for t <= W + 1 when W > 0 (linear warm-up; the reference
+                                                    counts W + 1 warm-up epochs, the last one at q = 1)
+        lr(t) = lr_min + (lr - lr_min) * q(t)
+
+    The last epoch (t = E) has c = 0, so q = 0 and lr = lr_min. Needs p >= 1 and W < E (the reference
+    divides by E - W)."""
+    if power < 1:
+        raise OptionError(f"optimizer.power must be >= 1 (Cosine Power Annealing's exponent order), got {power}")
+    if not 0 <= warmup_epochs < epochs:
+        raise OptionError(f"optimizer.warmup_epochs must be in [0, search.epochs) = [0, {epochs}), "
+                          f"got {warmup_epochs}")
+    W, span = int(warmup_epochs), epochs - int(warmup_epochs)
+
+    def g(t: int) -> float:
+        c = (1 + math.cos(math.pi * (t - W) / span)) / 2
+        return c if power == 1 else power ** (c + 1)
+
+    t = epoch + 1
+    if W > 0 and t <= W + 1:
+        q = t / (W + 1)
+    else:
+        values = [g(s) for s in range(1, epochs + 1)]
+        low, high = min(values), max(values)
+        q = (g(t) - low) / (high - low) if high > low else 1.0
+    return lr_min + (lr - lr_min) * q
+
+
+#: ``optimizer.schedule`` name -> lr(optimizer, epoch, epochs)
+LR_SCHEDULES = {
+    "cosine": lambda o, epoch, epochs: cosine_lr(o.lr, o.lr_min, epoch, epochs),
+    "cos_power": lambda o, epoch, epochs: cos_power_lr(o.lr, o.lr_min, epoch, epochs, o.power, o.warmup_epochs),
+}
 
 
 class StepStats:
@@ -119,7 +164,15 @@ class SearchOptimizer(ABC):
     def __init__(self, supernet, *, lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9,
                  nesterov: bool = False, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                  arch_lr: float = 3e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
-                 arch_weight_decay: float = 1e-3, arch_start_epoch: int = 0, device=None):
+                 arch_weight_decay: float = 1e-3, arch_start_epoch: int = 0, schedule: str = "cosine",
+                 power: float = 2.0, warmup_epochs: int = 0, device=None):
+        if schedule not in LR_SCHEDULES:
+            raise OptionError(f"unknown optimizer.schedule {schedule!r}; valid choices: {', '.join(LR_SCHEDULES)}")
+        if float(power) < 1:
+            raise OptionError(f"optimizer.power must be >= 1 (Cosine Power Annealing's exponent order), got {power}")
+        if int(warmup_epochs) < 0:
+            raise OptionError(f"optimizer.warmup_epochs must be >= 0, got {warmup_epochs}")
+        self.schedule, self.power, self.warmup_epochs = schedule, float(power), int(warmup_epochs)
         self.net = supernet
         self.weights = supernet.weight_parameters()
         self.arch = supernet.arch_parameters()
@@ -141,8 +194,11 @@ class SearchOptimizer(ABC):
 
     # ------------------------------------------------------------------ schedule
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Set w's learning rate of epoch ``epoch`` (0-based) by ``schedule`` (a function of the epoch only, so
+        a resumed run gets the uninterrupted run's rate) and enable alpha updates from ``arch_start_epoch``."""
+        lr = LR_SCHEDULES[self.schedule](self, epoch, epochs)
         for g in self.w_opt.param_groups:
-            g["lr"] = cosine_lr(self.lr, self.lr_min, epoch, epochs)
+            g["lr"] = lr
         self.arch_enabled = epoch >= self.arch_start_epoch
 
     @property

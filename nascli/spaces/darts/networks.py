@@ -4,7 +4,8 @@ Reference: quark0/darts@f276dd3 ``cnn/model.py`` (METHODS.md §0.2, §0.3), repr
 that parameter counts and multiply-adds equal the reference's:
 
 * Cell: ``preprocess0`` = FactorizedReduce(C_pp -> C) after a reduction cell, else ReLU-Conv1x1-BN;
-  ``preprocess1`` = ReLU-Conv1x1-BN; each genotype pair ``(op, j)`` becomes ``CELL_OPS[op](C, stride, affine=True)``
+  ``preprocess1`` = ReLU-Conv1x1-BN; each genotype pair ``(op, j)`` becomes ``op_set.factories[op](C, stride,
+  affine=True)`` (the space's :class:`~nascli.spaces.darts.ops.OpSet`, by default ``CELL_OPS``)
   with stride 2 when the cell reduces and ``j < 2`` (``CELL_OPS``: the 8 PRIMITIVES and R-DARTS's ``noise``, which
   stays noise in evaluation as in R-DARTS); node = sum of its two op outputs; output = concat of
   the ``*_concat`` nodes. In training with ``drop_prob > 0`` every op output that is not an Identity
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from nascli.spaces.darts.genotype import DartsArch
-from nascli.spaces.darts.ops import CELL_OPS, FactorizedReduce, ReLUConvBN
+from nascli.spaces.darts.ops import DARTS_OP_SET, FactorizedReduce, OpSet, ReLUConvBN
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -41,7 +42,7 @@ class Cell(nn.Module):
     """One discrete DARTS cell (normal or reduction) built from a genotype."""
 
     def __init__(self, genotype: DartsArch, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-                 reduction_prev: bool):
+                 reduction_prev: bool, op_set: OpSet = DARTS_OP_SET):
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
@@ -56,7 +57,7 @@ class Cell(nn.Module):
         self.multiplier = len(self._concat)
         self._indices = tuple(src for _, src in pairs)
         self._ops = nn.ModuleList(
-            CELL_OPS[op](C, 2 if reduction and src < 2 else 1, True) for op, src in pairs
+            op_set.factories[op](C, 2 if reduction and src < 2 else 1, True) for op, src in pairs
         )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -120,7 +121,7 @@ class AuxiliaryHeadImageNet(nn.Module):
 
 
 def _build_cells(genotype: DartsArch, C: int, layers: int, C_prev_prev: int, C_prev: int,
-                 reduction_prev: bool) -> tuple[nn.ModuleList, int, int]:
+                 reduction_prev: bool, op_set: OpSet = DARTS_OP_SET) -> tuple[nn.ModuleList, int, int]:
     """The cell stack; returns (cells, C_prev of the last cell, C_prev after cell 2*layers//3)."""
     cells = nn.ModuleList()
     C_curr = C
@@ -129,7 +130,7 @@ def _build_cells(genotype: DartsArch, C: int, layers: int, C_prev_prev: int, C_p
         reduction = i in (layers // 3, 2 * layers // 3)
         if reduction:
             C_curr *= 2
-        cell = Cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+        cell = Cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, op_set)
         reduction_prev = reduction
         cells.append(cell)
         C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
@@ -149,7 +150,8 @@ class NetworkCIFAR(nn.Module):
     """The DARTS evaluation network for 32x32-ish inputs (CIFAR protocol, METHODS.md §0.2)."""
 
     def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: DartsArch,
-                 in_channels: int = 3, stem_multiplier: int = 3, drop_path_prob: float = 0.0):
+                 in_channels: int = 3, stem_multiplier: int = 3, drop_path_prob: float = 0.0,
+                 op_set: OpSet = DARTS_OP_SET):
         super().__init__()
         _check_args(genotype, layers)
         self._layers = layers
@@ -160,7 +162,8 @@ class NetworkCIFAR(nn.Module):
             nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False),
             nn.BatchNorm2d(C_stem),
         )
-        self.cells, C_prev, C_aux = _build_cells(genotype, C, layers, C_stem, C_stem, reduction_prev=False)
+        self.cells, C_prev, C_aux = _build_cells(genotype, C, layers, C_stem, C_stem, reduction_prev=False,
+                                                 op_set=op_set)
         if auxiliary:
             self.auxiliary_head = AuxiliaryHeadCIFAR(C_aux, num_classes)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -183,7 +186,7 @@ class NetworkImageNet(nn.Module):
     """The DARTS mobile-setting ImageNet network (224x224 inputs, METHODS.md §0.3)."""
 
     def __init__(self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: DartsArch,
-                 in_channels: int = 3, drop_path_prob: float = 0.0):
+                 in_channels: int = 3, drop_path_prob: float = 0.0, op_set: OpSet = DARTS_OP_SET):
         super().__init__()
         _check_args(genotype, layers)
         self._layers = layers
@@ -201,7 +204,7 @@ class NetworkImageNet(nn.Module):
             nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(C),
         )
-        self.cells, C_prev, C_aux = _build_cells(genotype, C, layers, C, C, reduction_prev=True)
+        self.cells, C_prev, C_aux = _build_cells(genotype, C, layers, C, C, reduction_prev=True, op_set=op_set)
         if auxiliary:
             self.auxiliary_head = AuxiliaryHeadImageNet(C_aux, num_classes)
         self.global_pooling = nn.AvgPool2d(7)

@@ -13,11 +13,14 @@ columns. The search-time BatchNorm after pooling ops (reference ``MixedOp``) bel
 ``CELL_OPS`` is every op a DARTS-family cell may hold: ``OPS`` plus ``noise`` (:class:`Noise`), the
 parameter-free op of the R-DARTS space S4 (automl/RobustDARTS src/operations.py ``NoiseOp``; METHODS.md 8).
 ``noise`` is not one of the 8 PRIMITIVES: only the R-DARTS variants (``nascli/spaces/darts/rdarts.py``) offer
-it. Search cells and discrete networks build their ops from ``CELL_OPS``.
+it. Search cells and discrete networks build their ops from an :class:`OpSet` (``DARTS_OP_SET``: ``CELL_OPS`` by
+default; a space variant whose op names mean other modules, e.g. sharpDARTS's SharpSepConv
+``nascli/spaces/darts/sharp.py``, brings its own).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -162,3 +165,20 @@ RDARTS_OPS: dict[str, OpFactory] = {
 
 # Every op a DARTS-family cell (search or discrete) may hold.
 CELL_OPS: dict[str, OpFactory] = {**OPS, **RDARTS_OPS}
+
+
+@dataclass(frozen=True)
+class OpSet:
+    """What the op names of one DARTS-family space mean: ``factories[name](C, stride, affine)`` builds the op
+    (search cells and discrete networks), ``kernels[name]`` names the fast search cell's kernel computing it
+    (``pool``, ``skip``, ``sep``, ``dil``, ``noise``, ``sharp``; nascli/spaces/darts/search_fast.py)."""
+
+    factories: Mapping[str, OpFactory]
+    kernels: Mapping[str, str]
+
+
+# The DARTS ops (and noise) with their fast-cell kernels.
+DARTS_OP_SET = OpSet(CELL_OPS, {
+    "max_pool_3x3": "pool", "avg_pool_3x3": "pool", "skip_connect": "skip", "sep_conv_3x3": "sep",
+    "sep_conv_5x5": "sep", "dil_conv_3x3": "dil", "dil_conv_5x5": "dil", "noise": "noise",
+})

@@ -6,7 +6,8 @@ else ReLU-Conv1x1-BN; ``preprocess1`` = ReLU-Conv1x1-BN), computes the 4 interme
 their 14 incoming edges (DARTS order, stride 2 on reduce-cell edges leaving nodes 0 and 1) and outputs
 ``concat(nodes 2..5)``. Every BatchNorm is ``affine=False``; pooling ops are followed by a BN.
 
-Edge e builds only its own candidate ops ``edge_ops[e]`` (the space's op table, ``DartsSpace.edge_ops``; the
+Edge e builds only its own candidate ops ``edge_ops[e]`` (the space's op table, ``DartsSpace.edge_ops``, with the
+modules of the space's :class:`~nascli.spaces.darts.ops.OpSet`; the
 8 PRIMITIVES on every edge by default, 2 or 3 per edge in the R-DARTS variants): module k of edge e is the
 op weighted by alpha column k. ``none`` is never built nor computed (an Identity placeholder keeps the
 column positions).
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from nascli.spaces.base import Edge
-from nascli.spaces.darts.ops import CELL_OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from nascli.spaces.darts.ops import DARTS_OP_SET, PRIMITIVES, FactorizedReduce, OpSet, ReLUConvBN
 from nascli.spaces.darts.space import darts_edges
 from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, sum_edge_outputs
 
@@ -57,11 +58,12 @@ def as_search_module(module: nn.Module, track_running_stats: bool) -> nn.Module:
     return module
 
 
-def search_op(name: str, C: int, stride: int, track_running_stats: bool) -> nn.Module | None:
-    """One candidate op of a search edge (``None`` for ``none``); pooling gets its search BN."""
+def search_op(name: str, C: int, stride: int, track_running_stats: bool,
+              op_set: OpSet = DARTS_OP_SET) -> nn.Module | None:
+    """One candidate op of a search edge (``None`` for ``none``), built by ``op_set``; pooling gets its search BN."""
     if name == "none":
         return None
-    op = CELL_OPS[name](C, stride, False)
+    op = op_set.factories[name](C, stride, False)
     if name in POOL_OPS:
         op = nn.Sequential(op, search_bn(C, track_running_stats))
     return as_search_module(op, track_running_stats)
@@ -75,25 +77,26 @@ def search_skip(C: int, stride: int, track_running_stats: bool) -> nn.Module:
 
 
 def build_edge_ops(edges: list[Edge], C: int, track_running_stats: bool,
-                   edge_ops: Sequence[Sequence[str]] | None = None) -> nn.ModuleList:
+                   edge_ops: Sequence[Sequence[str]] | None = None, op_set: OpSet = DARTS_OP_SET) -> nn.ModuleList:
     """Per edge a ModuleList of its candidate ops in alpha-column order (``edge_ops[e]``, default the 8
-    PRIMITIVES), an empty Identity for ``none``, which is never called."""
-    table = edge_op_table(edges, edge_ops)
+    PRIMITIVES, built by ``op_set``), an empty Identity for ``none``, which is never called."""
+    table = edge_op_table(edges, edge_ops, op_set)
     return nn.ModuleList(
-        nn.ModuleList(search_op(name, C, e.stride, track_running_stats) or nn.Identity() for name in names)
+        nn.ModuleList(search_op(name, C, e.stride, track_running_stats, op_set) or nn.Identity() for name in names)
         for e, names in zip(edges, table))
 
 
-def edge_op_table(edges: list[Edge], edge_ops: Sequence[Sequence[str]] | None) -> list[tuple[str, ...]]:
+def edge_op_table(edges: list[Edge], edge_ops: Sequence[Sequence[str]] | None,
+                  op_set: OpSet = DARTS_OP_SET) -> list[tuple[str, ...]]:
     """``edge_ops`` as tuples, one per edge (the 8 PRIMITIVES on every edge when None)."""
     if edge_ops is None:
         return [PRIMITIVES] * len(edges)
     table = [tuple(names) for names in edge_ops]
     if len(table) != len(edges):
         raise ValueError(f"the op table has {len(table)} edges, the cell {len(edges)}")
-    unknown = sorted({n for names in table for n in names if n not in CELL_OPS})
+    unknown = sorted({n for names in table for n in names if n not in op_set.factories})
     if unknown:
-        raise ValueError(f"unknown search ops {unknown}; valid: {', '.join(CELL_OPS)}")
+        raise ValueError(f"unknown search ops {unknown}; valid: {', '.join(op_set.factories)}")
     return table
 
 
@@ -110,7 +113,8 @@ class SearchCellBase(nn.Module):
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None,
+                 op_set: OpSet = DARTS_OP_SET):
         super().__init__()
         self.C = C
         self.reduction = reduction
@@ -118,7 +122,8 @@ class SearchCellBase(nn.Module):
         self.steps, self.multiplier = steps, multiplier
         self.track = track_running_stats
         self.edge_list: list[Edge] = darts_edges(self.cell_type, steps)
-        self.op_names: list[tuple[str, ...]] = edge_op_table(self.edge_list, edge_ops)
+        self.op_set = op_set
+        self.op_names: list[tuple[str, ...]] = edge_op_table(self.edge_list, edge_ops, op_set)
         self.none_cols: list[int | None] = none_columns(self.op_names)
         if reduction_prev:
             self.preprocess0: nn.Module = as_search_module(FactorizedReduce(C_prev_prev, C, affine=False), self.track)
@@ -157,10 +162,11 @@ class ReferenceSearchCell(SearchCellBase):
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None,
+                 op_set: OpSet = DARTS_OP_SET):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, edge_parts, track_running_stats,
-                         steps, multiplier, edge_ops)
-        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names)
+                         steps, multiplier, edge_ops, op_set)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names, op_set)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: EdgeWeights) -> torch.Tensor:
         s0, s1 = self.preprocess(s0, s1)

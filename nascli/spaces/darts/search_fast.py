@@ -33,6 +33,7 @@ from torch import nn
 from collections.abc import Sequence
 
 from nascli.spaces.base import Edge
+from nascli.spaces.darts.ops import DARTS_OP_SET, OpSet
 from nascli.spaces.darts.search_cells import SearchCellBase, build_edge_ops
 from nascli.spaces.edge import EdgePartSpec, EdgeWeights
 from nascli.spaces.darts.search_conv import depthwise_conv, use_fast_backward
@@ -144,17 +145,16 @@ class FastSearchCell(SearchCellBase):
 
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
-                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None):
+                 multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None,
+                 op_set: OpSet = DARTS_OP_SET):
         super().__init__(C_prev_prev, C_prev, C, reduction, reduction_prev, edge_parts, track_running_stats,
-                         steps, multiplier, edge_ops)
-        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names)
+                         steps, multiplier, edge_ops, op_set)
+        self.edges = build_edge_ops(self.edge_list, self.c_op, self.track, self.op_names, op_set)
         self.outgoing: list[list[Edge]] = [[e for e in self.edge_list if e.src == j]
                                            for j in range(2 + steps - 1)]
-        op_fns = {
-            "max_pool_3x3": self._pool, "avg_pool_3x3": self._pool, "skip_connect": self._skip,
-            "sep_conv_3x3": self._sep, "sep_conv_5x5": self._sep, "dil_conv_3x3": self._dil,
-            "dil_conv_5x5": self._dil, "noise": self._noise,
-        }
+        kernels = {"pool": self._pool, "skip": self._skip, "sep": self._sep, "dil": self._dil,
+                   "noise": self._noise, "sharp": self._sharp}
+        op_fns = {name: kernels[kind] for name, kind in op_set.kernels.items()}
         # per edge and column the function computing that op (None for none, which is never called)
         self._op_fns = [[op_fns.get(name) for name in names] for names in self.op_names]
         missing = sorted({n for names in self.op_names for n in names if n != "none" and n not in op_fns})
@@ -170,6 +170,19 @@ class FastSearchCell(SearchCellBase):
     def _sep(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
         _, dw1, pw1, bn1, _, dw2, pw2, bn2 = self.edges[e.index][o]
         h = depthwise_conv(f.relu, dw1.weight, e.stride)
+        h = F.relu(batch_norm(F.conv2d(h, pw1.weight), bn1))
+        h = F.conv2d(depthwise_conv(h, dw2.weight), pw2.weight)
+        return batch_norm(h, bn2, p.vector(e.index, o, self.c_op))
+
+    def _sharp(self, e: Edge, o: int, f: _NodeFeatures, p: PreparedWeights, shared: dict):
+        """sharpDARTS SharpSepConv (nascli/spaces/darts/sharp.py): DW k x k (stride s, dilation d) -> 1x1 to
+        C_mid -> BN -> ReLU -> DW k x k (C_mid) -> 1x1 to C -> BN, as ``_sep`` with the first conv's dilation."""
+        _, dw1, pw1, bn1, _, dw2, pw2, bn2 = self.edges[e.index][o]
+        d = dw1.dilation[0]
+        if d == 2 and e.stride == 2 and use_fast_backward(f.relu):  # dilation 2 + stride 2 reads the even pixels
+            h = depthwise_conv(f.even, dw1.weight)
+        else:
+            h = depthwise_conv(f.relu, dw1.weight, e.stride, d)
         h = F.relu(batch_norm(F.conv2d(h, pw1.weight), bn1))
         h = F.conv2d(depthwise_conv(h, dw2.weight), pw2.weight)
         return batch_norm(h, bn2, p.vector(e.index, o, self.c_op))

@@ -41,7 +41,7 @@ from nascli.spaces.base import Arch, Edge, SearchSpace
 from nascli.spaces.darts.genotype import CELL_TYPES, NUM_INPUTS, DartsArch, arch_from_json, parse_genotype
 from nascli.spaces.darts.genotypes_published import get_published, is_published, published_names
 from nascli.spaces.darts.networks import NetworkCIFAR, NetworkImageNet
-from nascli.spaces.darts.ops import PRIMITIVES
+from nascli.spaces.darts.ops import DARTS_OP_SET, PRIMITIVES, OpSet
 
 STEPS = 4  # intermediate nodes per cell
 
@@ -88,6 +88,11 @@ class DartsSpace(SearchSpace):
     parameter_free_ops = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "noise"})
     #: the arch class of this space (its ``space`` name and the ops a genotype may name)
     arch_cls: type[DartsArch] = DartsArch
+    #: the modules behind the op names (search cells and discrete networks); sharpDARTS variants bring their own
+    op_set: OpSet = DARTS_OP_SET
+    #: published genotypes usable by name: None = the DARTS table (genotypes_published.py), else the space's own
+    #: lowercase name -> genotype table
+    published: dict[str, DartsArch] | None = None
 
     def __init__(self) -> None:
         self._edges = {ct: darts_edges(ct) for ct in CELL_TYPES}
@@ -136,7 +141,10 @@ class DartsSpace(SearchSpace):
         """A published genotype name (``darts_v2``, ``pc_darts``, ...), ``Genotype(...)`` text, or the
         JSON object of :meth:`DartsArch.to_json`."""
         s = text.strip()
-        if is_published(s):
+        if self.published is not None:
+            if s.lower() in self.published:
+                return self._own(self.published[s.lower()])
+        elif is_published(s):
             return self._own(get_published(s))
         if s.startswith("{"):
             try:
@@ -145,8 +153,9 @@ class DartsSpace(SearchSpace):
                 raise BadArchError(f"bad DARTS arch JSON: {e}") from None
             return self.arch_from_json(data)
         if "Genotype" not in s:
-            raise BadArchError(f"unknown DARTS arch {text!r}: expected a published name "
-                               f"({', '.join(published_names())}) or Genotype(normal=[...], ...) text")
+            names = published_names() if self.published is None else sorted(self.published)
+            raise BadArchError(f"unknown {self.name} arch {text!r}: expected a published name "
+                               f"({', '.join(names)}) or Genotype(normal=[...], ...) text")
         return self._own(parse_genotype(s, steps=STEPS, arch_cls=self.arch_cls))
 
     def arch_from_json(self, data: dict[str, Any]) -> DartsArch:
@@ -292,9 +301,11 @@ class DartsSpace(SearchSpace):
         genotype = self._check(arch)
         if imagenet:
             return NetworkImageNet(48 if C is None else C, num_classes, 14 if layers is None else layers,
-                                   auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob)
+                                   auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob,
+                                   op_set=self.op_set)
         return NetworkCIFAR(36 if C is None else C, num_classes, 20 if layers is None else layers,
-                            auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob)
+                            auxiliary, genotype, in_channels=in_channels, drop_path_prob=drop_path_prob,
+                            op_set=self.op_set)
 
     def _check(self, arch: Arch) -> DartsArch:
         """``arch`` as a genotype of this space (a DARTS-family genotype whose ops fit this space's edges)."""

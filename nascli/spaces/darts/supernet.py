@@ -64,7 +64,8 @@ class DartsSupernet(Supernet):
             if reduction:
                 c_curr *= 2
             cells.append(cell_cls(c_pp, c_p, c_curr, reduction, reduction_prev, edge_parts, track_running_stats,
-                                  steps, multiplier, edge_ops=space.edge_ops("reduce" if reduction else "normal")))
+                                  steps, multiplier, edge_ops=space.edge_ops("reduce" if reduction else "normal"),
+                                  op_set=space.op_set))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.cells = nn.ModuleList(cells)
