@@ -405,3 +405,23 @@ def test_default_recipes_per_space():
             dt.method.flow.partition, dt.method.flow.edge_choice, dt.method.flow.hard) == \
         ([2, 4, 6], 21, ["normal"], "balanced", "min_within", False)
     assert check_search_config(nb).flow[0] == check_search_config(dt).flow[0] == "few_shot"
+
+
+@pytest.mark.slow
+def test_darts_space_recipe_splits_normal_edges_into_balanced_groups(tmp_path):
+    """The DARTS-space recipe (soft op weights, balanced groups of 2..4 of the 8 ops, smallest within-group
+    distance, normal-cell edges only) end to end on a tiny DARTS supernet."""
+    from nascli.commands.search import search
+
+    res = search(compose_cfg("search", [
+        "method=gm_nas", "space=darts", "space.supernet.C=4", "space.supernet.layers=3", "dataset.num_train=32",
+        "dataset.num_test=16", "dataset.image_size=8", "search.batch_size=4", "search.epochs=2",
+        "search.max_steps_per_epoch=1", "method.flow.split_epochs=[1]", "method.flow.num_batches=1",
+        "num_threads=1", f"out_root={tmp_path}"]))
+    tree = json.loads((Path(res["run_dir"]) / "split_tree.json").read_text())
+    split = tree["nodes"][0]["split"]
+    assert split["cell_type"] == "normal" and len(split["edges"]) == 14
+    assert all(s["cell_type"] == "normal" for s in split["edges"])
+    assert split["within"] == min(s["within"] for s in split["edges"])
+    assert 2 <= min(len(g) for g in split["groups"]) and sorted(sum(split["groups"], [])) == list(range(8))
+    assert len(tree["nodes"]) == 3 and json.loads((Path(res["run_dir"]) / "arch.json").read_text())["provenance"]

@@ -10,7 +10,8 @@ With split epochs s_1 < ... < s_L and E = ``search.epochs`` in all:
    any mixer is a possible base) and starting from a copy of its parent's whole state (weights, alphas,
    optimizer and stream states, RNG); the children train epochs [s_k, s_{k+1}) (s_{L+1} = E) one after the other;
 3. ``restart_final`` (the reference scripts' ``--restart final``): the children of the last split start from a
-   freshly initialised supernet instead and run E - s_L epochs with their own schedule (``--fix_sche 1``);
+   freshly initialised supernet instead (seeded with the run's seed, so all of them start from the same
+   weights) and run E - s_L epochs with their own schedule (``--fix_sche 1``);
    ``freeze_arch_until_final_split`` (``--restart final`` sets ``warmup_epoch = split_ckpts[-1]``; the
    DARTS-space script's ``--fix_alpha_equal``): alpha is not updated before the last split;
 4. each leaf selects its architecture inside its sub-space (magnitude: the space's rule on the mixer's scores
