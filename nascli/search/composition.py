@@ -231,6 +231,10 @@ def _split_tree_flow(c: Composition) -> str | None:
     if unknown:
         return (f"method.flow.cell_types {unknown} are not cell types of space {c.space.name}: "
                 f"{', '.join(c.space.cell_types)}")
+    enders = [name for name, cls, _ in c.components if getattr(cls, "decides_search_end", False)]
+    if enders:
+        return (f"method {c.method} runs its own epoch loop per sub-supernet, and component {enders[0]} decides when "
+                f"the search ends or rewinds, which a split tree does not do; drop that component")
     splits = c.flow[1].get("split_epochs") or []
     if splits and int(max(splits)) >= c.epochs:
         return (f"method.flow.split_epochs={list(splits)} must all be below search.epochs={c.epochs} (method "
