@@ -425,3 +425,13 @@ def test_darts_space_recipe_splits_normal_edges_into_balanced_groups(tmp_path):
     assert split["within"] == min(s["within"] for s in split["edges"])
     assert 2 <= min(len(g) for g in split["groups"]) and sorted(sum(split["groups"], [])) == list(range(8))
     assert len(tree["nodes"]) == 3 and json.loads((Path(res["run_dir"]) / "arch.json").read_text())["provenance"]
+
+
+def test_a_component_deciding_the_search_end_is_refused(monkeypatch):
+    from nascli.search.components import COMPONENTS, _load_all
+
+    _load_all()
+    monkeypatch.setattr(COMPONENTS.get("dirichlet_kl"), "decides_search_end", True, raising=False)
+    with pytest.raises(IncompatibleError) as exc:
+        check_search_config(compose_cfg("search", [*TINY, "method.components=[{name: dirichlet_kl, scale: 0.0}]"]))
+    assert "component dirichlet_kl decides when the search ends" in str(exc.value)
