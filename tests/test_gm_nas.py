@@ -297,6 +297,16 @@ def test_end_to_end_artifacts(full_run):
     assert prov["node"] == tree["winner"] and prov["leaves"] == leaves and prov["val_acc"] == max(leaves.values())
     assert [s["node"] for s in prov["splits"]] == ["0", prov["node"].rsplit(".", 1)[0]]
     assert full_run["arch"] == arch_text(arch) and full_run["peak_memory_mb"] > 0
+    assert sorted(full_run["leaf_archs"]) == sorted(leaves) and all(Path(p).exists() for p in full_run["leaf_archs"].values())
+    weights = arch["scores"]["op_weights"]["cell"]  # the winner's groups: ops outside them have no score
+    for split in prov["splits"]:  # every split on the winner's lineage restricted it on that edge
+        assert any(w is None for w in weights[split["edge"]])
+    assert sum(w is None for row in weights for w in row) == sum(5 - len(r["ops"]) for r in
+                                                                  _node(tree, prov["node"])["restrictions"])
+
+
+def _node(tree: dict, node_id: str) -> dict:
+    return next(n for n in tree["nodes"] if n["id"] == node_id)
 
 
 def arch_text(arch_json: dict) -> str:

@@ -79,7 +79,8 @@ class GradientMatchingFlow:
         self.num_batches = int(num_batches)
         if self.num_batches < 1:
             raise OptionError(f"method.flow.num_batches must be >= 1, got {num_batches}")
-        DISTANCES.get(distance), PARTITION_RULES.get(partition), EDGE_CHOICES.get(edge_choice)
+        for registry, name in ((DISTANCES, distance), (PARTITION_RULES, partition), (EDGE_CHOICES, edge_choice)):
+            registry.get(name)  # an unknown name: one-line UnknownChoiceError with the valid choices
         self.distance, self.partition, self.edge_choice = distance, partition, edge_choice
         self.hard = bool(hard)
         self.cell_types = None if cell_types is None else [str(c) for c in cell_types]
@@ -154,7 +155,7 @@ class GradientMatchingFlow:
             timing = engine.run_epoch(checkpoint=s.checkpoint, checkpoint_every=every)
             s.elapsed += time.perf_counter() - t0
             record = s.epoch_record(epoch, timing)
-            record["node"] = node.id
+            record["node"], record["tree_epoch"] = node.id, epoch + offset
             s.run.append_metrics(record)
             engine.epoch, engine.step = epoch + 1, 0
             s.checkpoint()
@@ -228,6 +229,8 @@ class GradientMatchingFlow:
         data = arch.to_json()
         data["provenance"] = {"run": str(run.path), "node": node.id, "selection": "magnitude",
                               "restrictions": [vars(r) for r in node.restrictions]}
+        data["scores"] = {"op_weights": {ct: [[None if v == float("-inf") else v for v in row] for row in sc.tolist()]
+                                         for ct, sc in restricted_scores(op_scores, node).items()}}
         s.run.write_json("arch.json", data)
         node.result = {"arch": arch.to_string(), "val_acc": 100.0 * correct / max(seen, 1),
                        "benchmark": s.space.ground_truth(arch, str(cfg.dataset.name)),
@@ -256,6 +259,7 @@ class GradientMatchingFlow:
                               "node": winner.id, "val_acc": winner.result["val_acc"], "epoch": int(cfg.search.epochs),
                               "splits": lineage,
                               "leaves": {n.id: n.result["val_acc"] for n in leaves}}
+        data["scores"] = json.loads((run.path / "tree" / winner.id / "arch.json").read_text()).get("scores", {})
         data["benchmark"] = winner.result["benchmark"]
         arch_path = run.write_json("arch.json", data)
         try:
@@ -277,6 +281,7 @@ class GradientMatchingFlow:
             "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
             "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),
             "tree": {"nodes": len(tree.nodes), "leaves": len(leaves), "winner": winner.id},
+            "leaf_archs": {n.id: str(run.path / "tree" / n.id / "arch.json") for n in leaves},
             "artifacts": {"split_tree.json": str(tree_path), "split_tree.png": str(picture) if picture else None},
         }
         run.write_json("result.json", result)
