@@ -14,7 +14,9 @@ from torch.func import functional_call
 
 from helpers import TINY_SEARCH, compose_cfg
 from nascli.commands.search import search
-from nascli.search.diagnostics import alpha_entropy, arch_hessian, dominant_eigenvalue
+from nascli.search.diagnostics import (AUTO_EXACT_MAX, HessianProbe, alpha_entropy, arch_hessian,
+                                       dominant_eigenvalue, hvp_operator, lanczos, largest_eigenvalue_power,
+                                       power_iteration, resolve_method)
 from nascli.search.mixers import MIXERS
 from nascli.spaces import get_space
 from nascli.search.edge_parts import method_parts
@@ -114,3 +116,84 @@ def test_collapse_indicators_in_metrics(tmp_path, method):
     assert all(math.isfinite(m["hessian_eigenvalue"]) for m in metrics[1:])
     if method == "darts_minus":
         assert [m["aux_skip_beta"] for m in metrics] == pytest.approx([1.0, 2 / 3, 1 / 3])
+
+
+# ------------------------------------------------------------------ Hessian-vector products (power, Lanczos)
+def _quadratic_hvp(eigenvalues, wd: float = 0.0, seed: int = 0):
+    """A hand-made loss L(a) = 1/2 a^T A a + b^T a with A = Q diag(eigenvalues) Q^T (Q random orthogonal):
+    its Hessian is A; the products come from autograd exactly as for a supernet (hvp_operator)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(eigenvalues)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    a_mat = q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T
+    alpha = torch.randn(n, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    loss = 0.5 * alpha @ a_mat @ alpha + b @ alpha
+    (grad,) = torch.autograd.grad(loss, [alpha], create_graph=True)
+    return hvp_operator([alpha], grad, wd), a_mat
+
+
+def test_hvp_is_the_hessian_times_v_plus_weight_decay():
+    matvec, a_mat = _quadratic_hvp([3.0, -1.0, 0.5, 2.0], wd=0.01)
+    v = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(matvec(v), a_mat @ v + 0.01 * v)
+
+
+def test_a_dominant_negative_eigenvalue_is_not_lambda_max():
+    """max(eig) (R-DARTS) is 2 + wd although the eigenvalue of largest magnitude is -5: plain power iteration
+    finds -5; the shifted power iteration and Lanczos find 2 + wd."""
+    eig, wd = [-5.0, 2.0, 1.0, 0.5, -1.0, 0.1, -4.0, 1.5], 1e-3
+    matvec, _ = _quadratic_hvp(eig, wd)
+    dominant, _ = power_iteration(matvec, len(eig), tol=1e-8, max_iter=2000)
+    assert dominant == pytest.approx(-5.0 + wd, rel=1e-6)
+    power, _ = largest_eigenvalue_power(matvec, len(eig), tol=1e-8, max_iter=2000)
+    assert power == pytest.approx(2.0 + wd, rel=1e-6)
+    value, used = lanczos(matvec, len(eig), tol=1e-10)
+    assert value == pytest.approx(2.0 + wd, rel=1e-9) and used <= len(eig)
+    # all eigenvalues negative: lambda_max is the one closest to 0
+    matvec, _ = _quadratic_hvp([-3.0, -0.5, -2.0], seed=1)
+    assert largest_eigenvalue_power(matvec, 3, tol=1e-9, max_iter=5000)[0] == pytest.approx(-0.5, rel=1e-6)
+    assert lanczos(matvec, 3)[0] == pytest.approx(-0.5, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_power_and_lanczos_match_the_exact_eigenvalue_on_nb201(seed):
+    """Stated tolerances (float64 supernet, default tol 1e-4 on the relative residual): Lanczos within 1e-7
+    relative, power iteration within 1e-5 (seeds 0 and 2 have a dominant negative eigenvalue)."""
+    net, batch = _tiny("softmax", seed=seed)
+    net.train()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    eig = torch.linalg.eigvalsh(arch_hessian(net, batch, 1e-3))
+    exact = float(eig.max())
+    if seed in (0, 2):
+        assert abs(float(eig.min())) > exact  # the case that needs the shift
+    rng = torch.get_rng_state()
+    assert dominant_eigenvalue(net, batch, 1e-3, "lanczos") == pytest.approx(exact, rel=1e-7)
+    assert dominant_eigenvalue(net, batch, 1e-3, "power") == pytest.approx(exact, rel=1e-5)
+    assert dominant_eigenvalue(net, batch, 1e-3, "auto") == exact  # 30 alphas: exact
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_auto_picks_exact_for_nb201_and_lanczos_for_the_darts_space():
+    assert resolve_method("auto", 30) == "exact" and resolve_method("auto", AUTO_EXACT_MAX) == "exact"
+    assert resolve_method("auto", 224) == "lanczos" and resolve_method("power", 30) == "power"
+    with pytest.raises(ValueError, match="unknown Hessian eigenvalue method 'qr'; choose one of exact, power"):
+        HessianProbe("qr")
+
+
+@pytest.mark.slow
+def test_lanczos_and_power_match_the_exact_eigenvalue_on_the_darts_space():
+    """224 alphas (C=4, 3 layers, float32): exact takes 224 backward passes, Lanczos about 20."""
+    space = get_space("darts")
+    torch.manual_seed(0)
+    net = space.build_supernet(MIXERS.get("softmax")(space), 3, 3, method_parts(), C=4, layers=3)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(4, 3, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g))
+    net.train()
+    assert sum(p.numel() for p in net.arch_parameters()) == 224
+    exact = dominant_eigenvalue(net, batch, 1e-3, "exact")
+    assert dominant_eigenvalue(net, batch, 1e-3, "lanczos") == pytest.approx(exact, rel=1e-5)
+    assert dominant_eigenvalue(net, batch, 1e-3, "power") == pytest.approx(exact, rel=1e-4)
+    assert dominant_eigenvalue(net, batch, 1e-3, "auto") == dominant_eigenvalue(net, batch, 1e-3, "lanczos")
