@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import compose_cfg, nas, result_line
+from helpers import compose_cfg, nas
 from nascli.commands.run import seed_everything
 from nascli.errors import IncompatibleError, OptionError, UnknownChoiceError
 from nascli.search.builder import build_search
@@ -297,7 +297,8 @@ def test_end_to_end_artifacts(full_run):
     assert prov["node"] == tree["winner"] and prov["leaves"] == leaves and prov["val_acc"] == max(leaves.values())
     assert [s["node"] for s in prov["splits"]] == ["0", prov["node"].rsplit(".", 1)[0]]
     assert full_run["arch"] == arch_text(arch) and full_run["peak_memory_mb"] > 0
-    assert sorted(full_run["leaf_archs"]) == sorted(leaves) and all(Path(p).exists() for p in full_run["leaf_archs"].values())
+    assert sorted(full_run["leaf_archs"]) == sorted(leaves)
+    assert all(Path(p).exists() for p in full_run["leaf_archs"].values())
     weights = arch["scores"]["op_weights"]["cell"]  # the winner's groups: ops outside them have no score
     for split in prov["splits"]:  # every split on the winner's lineage restricted it on that edge
         assert any(w is None for w in weights[split["edge"]])
@@ -387,7 +388,8 @@ def test_impossible_flows_are_refused_in_one_line(override, words):
 
 
 @pytest.mark.parametrize("override,error,words", [
-    ("method.flow.distance=l1", UnknownChoiceError, "unknown gm_nas distance 'l1'; valid choices: cos, mse, per_filter_cos"),
+    ("method.flow.distance=l1", UnknownChoiceError,
+     "unknown gm_nas distance 'l1'; valid choices: cos, mse, per_filter_cos"),
     ("method.flow.partition=mincut", UnknownChoiceError, "valid choices: balanced, pair_rest"),
     ("method.flow.split_epochs=[2,1]", OptionError, "must be increasing epochs >= 1, got [2, 1]"),
     ("+method.flow.repeat=3", OptionError, "unknown key method.flow.repeat"),

@@ -160,7 +160,8 @@ class GradientMatchingFlow:
             engine.epoch, engine.step = epoch + 1, 0
             s.checkpoint()
             self.say(f"node {node.id} epoch {epoch + offset + 1}/{cfg.search.epochs} "
-                          f"train_acc {record.get('train_acc', 0):.1f} val_acc {record.get('val_acc', float('nan')):.1f}")
+                     f"train_acc {record.get('train_acc', 0):.1f} "
+                     f"val_acc {record.get('val_acc', float('nan')):.1f}")
 
     def undecided_edges(self, space, node: Node) -> list[tuple[str, int]]:
         types = self.cell_types or list(space.cell_types)
