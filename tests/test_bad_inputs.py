@@ -235,9 +235,9 @@ EVALUATE = [
 ARCH_FILES = [
     ("evaluate arch={files}/arch/missing.json dry_run=true", ("{files}/arch/missing.json", "not found")),
     ("evaluate arch={files}/arch/not_json.json", ("{files}/arch/not_json.json", "not valid JSON")),
-    ("evaluate arch={files}/arch/list.json", ("{files}/arch/list.json", "list", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201")),
-    ("evaluate arch={files}/arch/no_space.json", ("{files}/arch/no_space.json", "space=None", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201")),
-    ("evaluate arch={files}/arch/foo_space.json", ("{files}/arch/foo_space.json", "space='foo'", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201")),
+    ("evaluate arch={files}/arch/list.json", ("{files}/arch/list.json", "list", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201, sharp_darts, sharp_darts_choke, sharper_darts")),
+    ("evaluate arch={files}/arch/no_space.json", ("{files}/arch/no_space.json", "space=None", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201, sharp_darts, sharp_darts_choke, sharper_darts")),
+    ("evaluate arch={files}/arch/foo_space.json", ("{files}/arch/foo_space.json", "space='foo'", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201, sharp_darts, sharp_darts_choke, sharper_darts")),
 ]
 
 DERIVE = [
@@ -372,7 +372,7 @@ SUBPROCESS = [
     ("search -m seed=0,abc", "seed='abc' is not allowed; expected an integer >= 0"),
     ("search out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a folder; allowed: a "
                                "writable folder (existing or creatable)"),
-    ("evaluate arch={files}/arch/list.json", ("{files}/arch/list.json", "list", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201")),
+    ("evaluate arch={files}/arch/list.json", ("{files}/arch/list.json", "list", "darts, darts_s1, darts_s2, darts_s3, darts_s4, nb201, sharp_darts, sharp_darts_choke, sharper_darts")),
     ("derive run={files}/missing_run", "run={files}/missing_run does not exist; allowed: a search run folder "
                                        "(holding config.yaml and checkpoint.pt)"),
     ("benchmark methods=darts", "methods='darts' is a single value where a list belongs; write methods=[darts]"),
