@@ -38,7 +38,8 @@ TINY = {
 }
 DATA = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "dataset.image_size=8",
         "search.batch_size=8", "search.epochs=2", "search.max_steps_per_epoch=1", "num_threads=1",
-        "optimizer.arch_start_epoch=0"]  # no warm-up: the one step updates the architecture too
+        "optimizer.arch_start_epoch=0",  # no warm-up: the one step updates the architecture too
+        "++optimizer.warmup_epochs=0"]  # nor an lr warm-up (method=sharp_darts: 5 epochs, longer than this run)
 PROBE_OPTIONS = {"ostr": {"num_batches": 1}, "perturbation": {"num_batches": 1}}
 
 # The documented refusals (README "Which combinations run"): (method, optimizer) -> the reason's key words.

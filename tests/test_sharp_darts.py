@@ -338,11 +338,13 @@ def test_bad_schedule_options(kwargs, message):
         SEARCH_OPTIMIZERS.get("bilevel")(net, **kwargs)
 
 
-def test_warmup_not_shorter_than_the_run_is_one_line(tmp_path):
+def test_warmup_not_shorter_than_the_run_is_refused_before_anything_is_written(tmp_path):
     proc = nas("search", "method=sharp_darts", "space=sharp_darts", *TINY, "search.epochs=5",
                f"out_root={tmp_path}", check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "optimizer.warmup_epochs must be in [0, search.epochs) = [0, 5), got 5" in proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and not any(tmp_path.iterdir())
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "optimizer.warmup_epochs=5 is not below search.epochs=5: Cosine Power Annealing needs at least one epoch "
+        "after the warm-up; lower optimizer.warmup_epochs or raise search.epochs")
 
 
 # ------------------------------------------------------------------ a search end to end, and its resume

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from nascli.device import autocast, frozen
 from nascli.errors import OptionError
+from nascli.search.composition import COMPOSITION_RULES
 from nascli.registry import Registry
 
 SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
@@ -70,6 +71,18 @@ def cos_power_lr(lr: float, lr_min: float, epoch: int, epochs: int, power: float
         low, high = min(values), max(values)
         q = (g(t) - low) / (high - low) if high > low else 1.0
     return lr_min + (lr - lr_min) * q
+
+
+@COMPOSITION_RULES.register("lr_warm_up")
+def _lr_warm_up_shorter_than_the_run(c) -> str | None:
+    """A Cosine Power Annealing warm-up must end before the run does (the schedule divides by E - W)."""
+    if c.optimizer_options.get("schedule", "cosine") != "cos_power":
+        return None
+    warmup = int(c.optimizer_options.get("warmup_epochs", 0) or 0)
+    if warmup >= c.epochs:
+        return (f"optimizer.warmup_epochs={warmup} is not below search.epochs={c.epochs}: Cosine Power Annealing "
+                f"needs at least one epoch after the warm-up; lower optimizer.warmup_epochs or raise search.epochs")
+    return None
 
 
 #: ``optimizer.schedule`` name -> lr(optimizer, epoch, epochs)
