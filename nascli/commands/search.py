@@ -60,7 +60,8 @@ class SearchSession:
         if every and ((epoch + 1) % every == 0 or epoch + 1 == self.engine.epochs):
             batch = self.selection_context().batches(1)[0]
             self.supernet.train()
-            record["hessian_eigenvalue"] = dominant_eigenvalue(self.supernet, batch, self.optimizer.arch_weight_decay)
+            record["hessian_eigenvalue"] = dominant_eigenvalue(self.supernet, batch, self.optimizer.arch_weight_decay,
+                                                               str(self.cfg.diagnostics.get("hessian_method", "auto")))
         record.update(timing)
         record["wall_time_s"] = self.elapsed
         record["peak_memory_mb"] = peak_memory_bytes(self.device) / 2**20
@@ -81,25 +82,35 @@ class SearchSession:
             run.truncate_metrics(0)
             console.print(f"[bold]search[/] {run.path}")
         every = int(cfg.search.get("checkpoint_every_steps", 0) or 0)
-        for epoch in range(engine.epoch, engine.epochs):
+        while engine.epoch < engine.epochs and engine.stopped_early() is None:
+            epoch = engine.epoch
             engine.start_epoch(epoch)
             t0 = time.perf_counter()
             timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
+            next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
             self.elapsed += time.perf_counter() - t0
-            record = self.epoch_record(epoch, timing)
-            run.append_metrics(record)
-            engine.epoch, engine.step = epoch + 1, 0
+            if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
+                run.truncate_metrics(next_epoch)
+                console.print(f"epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
+            else:
+                record = self.epoch_record(epoch, timing)
+                run.append_metrics(record)
+                console.print(f"epoch {epoch + 1}/{engine.epochs} train_acc {record.get('train_acc', 0):.1f} "
+                              f"val_acc {record.get('val_acc', float('nan')):.1f} skip {record['skip_count']} "
+                              f"{record['images_per_s']:.0f} img/s  {record['arch']}")
+            engine.epoch, engine.step = next_epoch, 0
+            if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
+                engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
             self.checkpoint()
-            console.print(f"epoch {epoch + 1}/{engine.epochs} train_acc {record.get('train_acc', 0):.1f} "
-                          f"val_acc {record.get('val_acc', float('nan')):.1f} skip {record['skip_count']} "
-                          f"{record['images_per_s']:.0f} img/s  {record['arch']}")
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
         cfg, run = self.cfg, self.run
+        stopped = self.engine.stopped_early()  # {"epoch": e, "arch_epoch": r}: the arch is that of epoch r's end
+        arch_epoch = int(stopped.get("arch_epoch", stopped["epoch"])) + 1 if stopped else self.engine.epochs
         arch_path, arch, bench = write_selection(run, self.space, self.selection_context(), cfg.selection,
                                                  dataset=str(cfg.dataset.name), file_name="arch.json",
-                                                 epoch=self.engine.epochs)
+                                                 epoch=arch_epoch)
         artifacts = {}
         for component in self.components:
             for name, obj in component.artifacts().items():
@@ -120,6 +131,8 @@ class SearchSession:
             "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
             "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),
         }
+        if stopped:
+            result["stopped_early"] = stopped
         if artifacts:
             result["artifacts"] = artifacts
         run.write_json("result.json", result)

@@ -68,6 +68,7 @@ SEARCH: dict[str, Rule] = {
     "search.cutout": Int(low=0),
     "search.checkpoint_every_steps": Int(low=0),
     "diagnostics.hessian_every": Int(low=0),
+    "diagnostics.hessian_method": Choice(choices=("auto", "exact", "lanczos", "power")),  # nascli/search/diagnostics.py
 }
 
 # The record a paper preset (conf/experiment/paper/*.yaml, docs/PAPERS.md) carries: which published row
@@ -151,7 +152,7 @@ class Schema:
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
         "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER},
-        closed=("", "search", "diagnostics", "paper"), open=("method", "optimizer", "selection"),
+        closed=("", "search", "diagnostics", "paper"), open=("method", "optimizer", "selection", "components"),
         checks=("out_root",)),
     "derive": Schema(
         "derive", {"run": Text(nullable=True), **COMMON},

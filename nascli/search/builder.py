@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from nascli.device import to_device
 from nascli.plain import plain
 from nascli.errors import NasError
-from nascli.search.components import Component, build_components
+from nascli.search.components import Component, build_components, component_specs
 from nascli.search.composition import Composition, check_search_config
 from nascli.search.edge_parts import build_edge_parts
 from nascli.search.engine import SearchEngine
@@ -102,7 +102,7 @@ def build_search(cfg: DictConfig, device: torch.device, composition: Composition
     weights_split, arch_split = weights_split.to(device), arch_split.to(device)
     supernet = to_device(build_supernet(cfg, space, info.num_classes, info.channels), device)
     optimizer = build_optimizer(cfg, supernet, device)
-    components = build_components(plain(cfg.method.get("components", [])), supernet, optimizer)
+    components = build_components(component_specs(cfg), supernet, optimizer)
     s = cfg.search
     bs, cutout = int(s.batch_size), int(s.get("cutout", 0))
     train_stream = BatchStream(weights_split, info, bs, seed=int(cfg.seed), train_aug=True, cutout=cutout)
@@ -113,7 +113,9 @@ def build_search(cfg: DictConfig, device: torch.device, composition: Composition
     steps = train_stream.batches_per_pass()
     if s.get("max_steps_per_epoch"):
         steps = min(steps, int(s.max_steps_per_epoch))
-    engine = SearchEngine(supernet, optimizer, components, train_stream, arch_stream, int(s.epochs), steps)
+    hessian_method = str((cfg.get("diagnostics") or {}).get("hessian_method", "auto"))
+    engine = SearchEngine(supernet, optimizer, components, train_stream, arch_stream, int(s.epochs), steps,
+                          hessian_method=hessian_method)
     return SearchSetup(cfg, device, composition, space, info, weights_split, arch_split, supernet, optimizer,
                        components, engine)
 

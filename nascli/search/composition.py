@@ -242,6 +242,36 @@ def _split_tree_flow(c: Composition) -> str | None:
     return None
 
 
+@COMPOSITION_RULES.register("search_end_decisions")
+def _one_search_end_decider(c: Composition) -> str | None:
+    """At most one component decides when the search ends or rewinds (DARTS-ES, DARTS-ADA): two would each
+    act on the same eigenvalue firing (stop and roll back)."""
+    deciders = [name for name, cls, _ in c.components if getattr(cls, "decides_search_end", False)]
+    if len(deciders) > 1:
+        return (f"components {' and '.join(deciders)} both decide when the search ends or rolls back (darts_ada "
+                f"applies the DARTS-ES rule itself); list one of them")
+    return None
+
+
+@COMPOSITION_RULES.register("rollback_snapshots")
+def _rollback_needs_a_fixed_supernet(c: Composition) -> str | None:
+    """Rolling back (DARTS-ADA) loads an earlier snapshot of the supernet and the optimizer and raises the weight
+    decay of ``w_opt``: no component may reshape the supernet, and the optimizer may keep no weight copies of its
+    own (RARTS's twin y has its own weight decay)."""
+    for name, cls, _ in c.components:
+        if not getattr(cls, "rolls_back_supernet", False):
+            continue
+        for other, ocls, _ in c.components:
+            if getattr(ocls, "reshapes_supernet", False):
+                return (f"component {name} rolls the supernet back to an earlier snapshot, and method {c.method}'s "
+                        f"component {other} reshapes the supernet during the search; use darts_es instead")
+        if getattr(c.optimizer, "weight_copies", False):
+            return (f"component {name} raises the weight decay of the weights' optimizer, and optimizer "
+                    f"{c.optimizer_name} keeps its own copy of the weights with its own weight decay; use "
+                    f"optimizer=bilevel")
+    return None
+
+
 def _bilevel_optimizers() -> list[str]:
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
     return [n for n in SEARCH_OPTIMIZERS.names() if SEARCH_OPTIMIZERS.get(n).uses_arch_batches]
@@ -257,7 +287,7 @@ def _named(node: Any, where: str) -> tuple[str, dict[str, Any]]:
 
 def composition(cfg: DictConfig) -> Composition:
     """The classes and options of a search config, with every option key checked against its declaration."""
-    from nascli.search.components import COMPONENTS, _load_all as load_components
+    from nascli.search.components import COMPONENTS, _load_all as load_components, component_specs
     from nascli.search.edge_parts import EDGE_PARTS, _load_all as load_parts
     from nascli.search.mixers import MIXERS
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
@@ -276,7 +306,7 @@ def composition(cfg: DictConfig) -> Composition:
         check_options(opts, accepted_options(EDGE_PARTS.get(name)), f"method.edge_parts[{name}]")
         edge_parts.append((name, opts))
     components = []
-    for spec in plain(cfg.method.get("components")) or []:
+    for spec in component_specs(cfg):  # the method's, then the top-level +components=[...]
         name, opts = _named(spec, "method.components entry")
         cls = COMPONENTS.get(name)
         check_options(opts, accepted_options(cls), f"method.components[{name}]")

@@ -8,6 +8,12 @@ Divergence: the optimizer's step statistics (device-side loss sums) are watched 
 and at the end of the epoch elsewhere), and the weights and buffers are checked before every checkpoint, so a
 non-finite loss raises :class:`~nascli.errors.DivergedError` (epoch, first bad step) before a bad
 state is ever handed to ``checkpoint()``.
+
+Epoch ends: :meth:`end_epoch` gives every component an :class:`~nascli.search.components.EpochEnd` (the
+dominant Hessian eigenvalue on the epoch's last validation batch, computed at most once, by
+``hessian_probe``) and returns the next epoch to run: ``epoch + 1``, or an earlier one when a component
+rolled the search back (DARTS-ADA). :meth:`stopped_early` says whether a component ended the search (DARTS-ES);
+:meth:`end_search` runs the components' ``on_search_end`` once the loop is over.
 """
 from __future__ import annotations
 
@@ -21,11 +27,13 @@ from nascli.checkpoint import SEARCH_FORMAT
 from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
 from nascli.rng import capture_rng_state, restore_rng_state
+from nascli.search.components import EpochEnd
+from nascli.search.diagnostics import HessianProbe
 
 
 class SearchEngine:
     def __init__(self, supernet, optimizer, components: list, train_stream, arch_stream,
-                 epochs: int, steps_per_epoch: int):
+                 epochs: int, steps_per_epoch: int, hessian_method: str = "auto"):
         self.net = supernet
         self.opt = optimizer
         self.components = components
@@ -36,6 +44,8 @@ class SearchEngine:
         self.epoch = 0  # the epoch in progress (or next to run)
         self.step = 0  # steps done in that epoch
         self.watch = NonFiniteWatch(next(supernet.parameters()).device)
+        self.hessian_probe = HessianProbe(hessian_method)  # (supernet, batch, arch wd) -> lambda_max
+        self.last_val_batch = None  # the epoch's last validation batch (last training batch without one)
 
     # ------------------------------------------------------------------ hooks
     def start_epoch(self, epoch: int) -> None:
@@ -67,6 +77,7 @@ class SearchEngine:
             train_batch = self.train_stream.next()
             arch_batch = self.arch_stream.next() if self.opt.uses_arch_batches and self.arch_stream else None
             self.opt.step(train_batch, arch_batch)
+            self.last_val_batch = arch_batch if arch_batch is not None else train_batch
             images += train_batch[0].shape[0]
             sums = self.opt.stats.sums
             if sums:
@@ -82,6 +93,45 @@ class SearchEngine:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         return {"epoch_time_s": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
+
+    def end_epoch(self, epoch: int) -> int:
+        """The components' ``on_epoch_end`` after epoch ``epoch``'s last step; the next epoch to run (the
+        earliest a component rolled back to, else ``epoch + 1``)."""
+        cache: list[float] = []
+
+        def eigenvalue() -> float:
+            if not cache:
+                cache.append(self.dominant_eigenvalue(epoch))
+            return cache[0]
+
+        end = EpochEnd(epoch, self.epochs, eigenvalue)
+        nxt = epoch + 1
+        for c in self.components:
+            back = c.on_epoch_end(end)
+            if back is not None:
+                nxt = min(nxt, int(back))
+        return nxt
+
+    def dominant_eigenvalue(self, epoch: int) -> float:
+        """lambda_max of d^2 L_val / d alpha^2 + wd I at the end of ``epoch``, on its last validation batch, in
+        train mode (R-DARTS), by ``hessian_probe``; the supernet, its mode and the RNGs are left unchanged."""
+        was = self.net.training
+        self.net.train()
+        try:
+            return float(self.hessian_probe(self.net, self.last_val_batch, self.opt.arch_weight_decay))
+        finally:
+            self.net.train(was)
+
+    def stopped_early(self) -> dict[str, Any] | None:
+        """The first component's early-stop record (``{"epoch": ..., ...}``), or None."""
+        for c in self.components:
+            if (stop := c.stopped()) is not None:
+                return stop
+        return None
+
+    def end_search(self) -> None:
+        for c in self.components:
+            c.on_search_end()
 
     def check_finite(self) -> None:
         """Raise :class:`DivergedError` if a watched loss of this epoch, a weight or a floating-point buffer

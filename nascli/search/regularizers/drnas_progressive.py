@@ -59,6 +59,8 @@ def pc_part(cell: nn.Module) -> PartialChannelEdges | None:
 class DrNASProgressive(Component):
     """Stages with op pruning and partial-channel widening (module docstring)."""
 
+    reshapes_supernet = True  # widening changes the weights' shapes (no earlier snapshot fits)
+
     def __init__(self, supernet, optimizer, *, ks: list[int] | tuple[int, ...] = (6, 4),
                  num_keeps: list[int] | tuple[int, ...] = (7, 4)):
         super().__init__(supernet, optimizer)
