@@ -337,3 +337,40 @@ def test_hessian_method_is_validated():
     with pytest.raises(NasError, match=r"diagnostics.hessian_method='qr' is not allowed; expected one of auto"):
         validate_config("search", compose_cfg("search", ["diagnostics.hessian_method=qr"]), outside=False)
     validate_config("search", compose_cfg("search", ["+components=[darts_es]"]), outside=False)
+
+
+# ------------------------------------------------------------------------------------- benchmark report
+def test_the_benchmark_report_shows_the_early_stop_and_the_adaptations(tmp_path):
+    from nascli.bench.report import build_report, render_markdown
+    from nascli.bench.study import search_figures
+
+    es_dir, ada_dir, plain_dir = tmp_path / "es", tmp_path / "ada", tmp_path / "plain"
+    records = {es_dir: [{"epoch": 0}, {"epoch": 1, "stopped_early": True}],
+               ada_dir: [{"epoch": 0, "ada_adaptations": 0}, {"epoch": 1, "ada_adaptations": 2,
+                                                                "ada_weight_decay": 0.03}],
+               plain_dir: [{"epoch": 0}]}
+    for d, recs in records.items():
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    es = search_figures(es_dir, {"stopped_early": {"epoch": 22, "arch_epoch": 10}})
+    ada = search_figures(ada_dir, {})
+    plain = search_figures(plain_dir, {})
+    assert es["stopped_early"] == {"epoch": 22, "arch_epoch": 10} and es["ada_adaptations"] is None
+    assert (ada["ada_adaptations"], ada["ada_weight_decay"], ada["stopped_early"]) == (2, 0.03, None)
+    base = {"selection": "magnitude", "status": "ok", "search_status": "ok", "acc": 90.0, "valid_acc": None,
+            "arch": "a", "skip_count": 0, "search_time_s": 1.0, "peak_memory_mb": 1.0, "alpha_entropy": 1.0,
+            "hessian_eigenvalue": None, "stage": None, "error": None, "log": None}
+    rows = [{**base, "method": label, "method_name": "darts", "seed": 0, **figures}
+            for label, figures in (("es", es), ("ada", ada), ("plain", plain))]
+    study = {"id": "x", "mode": "study", "space": "nb201", "dataset": "cifar10", "methods": ["es", "ada", "plain"],
+             "seeds": [0], "selections": ["magnitude"], "baseline": {"samples": 0, "seed": 0}}
+    report = build_report(study, rows, [], None, labels=["es", "ada", "plain"], selections=["magnitude"],
+                          methods={"es": "darts", "ada": "darts", "plain": "darts"}, with_published=False,
+                          accuracy_source="table")
+    text = render_markdown(report)
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()
+             if line.startswith("| ") and "`a`" in line}
+    assert lines["es"].rstrip().endswith("| stopped at 22, arch of 10 |")
+    assert lines["ada"].rstrip().endswith("| ADA: 2 rollbacks, wd 0.03 |")
+    assert lines["plain"].rstrip().endswith("| – |")
+    assert "`early stop`: DARTS-ES stopped at epoch e" in text

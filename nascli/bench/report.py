@@ -279,6 +279,17 @@ def _published_section(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _early_stop_text(row: dict[str, Any]) -> str:
+    """``stopped at 22, arch of 10`` (DARTS-ES), ``ADA: 2 rollbacks, wd 0.003`` (DARTS-ADA), else ``–``."""
+    parts = []
+    stop = row.get("stopped_early")
+    if isinstance(stop, dict) and "epoch" in stop:
+        parts.append(f"stopped at {stop['epoch']}" + (f", arch of {stop['arch_epoch']}" if "arch_epoch" in stop else ""))
+    if row.get("ada_adaptations") is not None:
+        parts.append(f"ADA: {row['ada_adaptations']} rollbacks, wd {row.get('ada_weight_decay', 0):.3g}")
+    return "; ".join(parts) or "–"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: study, main table, baselines, published numbers, per-run table, failures, plots."""
     st = report["study"]
@@ -308,8 +319,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _published_section(report)
     lines += ["## Runs", ""]
     run_rows = [(r["method"], str(r["seed"]), r["selection"], r["status"], f"`{r['arch']}`" if r.get("arch") else "–",
-                 _f(r.get("acc")), _f(r.get("skip_count")), _f(r.get("search_time_s"), 1)) for r in report["runs"]]
-    lines += _md_table(("method", "seed", "selection", "status", "arch", "acc", "skips", "search s"), run_rows)
+                 _f(r.get("acc")), _f(r.get("skip_count")), _f(r.get("search_time_s"), 1), _early_stop_text(r))
+                for r in report["runs"]]
+    lines += _md_table(("method", "seed", "selection", "status", "arch", "acc", "skips", "search s", "early stop"),
+                       run_rows)
+    if any(row[-1] != "–" for row in run_rows):
+        lines += ["", "`early stop`: DARTS-ES stopped at epoch e and returned the arch of epoch r (`+components=[darts_es]`); "
+                  "DARTS-ADA rolled back n times, ending at weight decay wd (`+components=[darts_ada]`). Epochs "
+                  "are 0-based, as in metrics.jsonl."]
     lines += ["", "Random samples:", ""]
     lines += _md_table(("sample", "eval seed", "status", "arch", "acc"),
                        [(str(b["sample"]), str(b["seed"]), b["status"], f"`{b['arch']}`", _f(b.get("acc")))

@@ -93,15 +93,20 @@ def _mean_over_cell_types(value: Any) -> float | None:
 def search_figures(run_dir: Path, result: dict[str, Any] | None,
                    metrics: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Cost and collapse indicators of a finished search: wall time, peak memory, final alpha entropy
-    (mean over cell types) and the last logged Hessian eigenvalue (None when not logged)."""
+    (mean over cell types), the last logged Hessian eigenvalue (None when not logged), the early stop
+    (result.json ``stopped_early``: DARTS-ES) and DARTS-ADA's roll-backs and final weight decay (last record)."""
     metrics = read_metrics(run_dir) if metrics is None else metrics
     result = result or {}
     hessian = [m["hessian_eigenvalue"] for m in metrics if m.get("hessian_eigenvalue") is not None]
+    last = metrics[-1] if metrics else {}
     return {
         "search_time_s": result.get("search_time_s"),
         "peak_memory_mb": result.get("peak_memory_mb"),
-        "alpha_entropy": _mean_over_cell_types(metrics[-1].get("alpha_entropy")) if metrics else None,
+        "alpha_entropy": _mean_over_cell_types(last.get("alpha_entropy")) if metrics else None,
         "hessian_eigenvalue": float(hessian[-1]) if hessian else None,
+        "stopped_early": result.get("stopped_early"),
+        "ada_adaptations": last.get("ada_adaptations"),
+        "ada_weight_decay": last.get("ada_weight_decay"),
     }
 
 
