@@ -168,6 +168,7 @@ def drive_ada(lam, epochs: int = 50, **options):
         with torch.no_grad():
             net.w += 1
         back = ada.on_epoch_end(EpochEnd(epoch, epochs, lambda e=epoch: lam(e, ada.weight_decay)))
+        assert all(e >= ada.trend.start_epoch for e in ada.snapshots)  # no rise can be earlier
         trace.append((epoch, float(net.w.detach()[0])))
         if back is not None:
             assert float(net.w.detach()[0]) == back  # restored to the end of epoch back - 1: w = back
