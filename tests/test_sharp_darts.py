@@ -16,6 +16,7 @@ import torch
 
 from helpers import compose_cfg, interrupted_and_full_states, nas, result_line
 from nascli.errors import BadArchError, OptionError
+from nascli.paths import CONF_DIR
 from nascli.profile import count_parameters
 from nascli.search.mixers import MIXERS
 from nascli.search.mixers.softmax import max_w_weights
@@ -376,3 +377,34 @@ def test_resumed_search_has_the_uninterrupted_learning_rates(tmp_path):
         path = next((tmp_path / run).rglob("metrics.jsonl"))
         lr[run] = [json.loads(line)["lr"] for line in path.read_text().splitlines() if '"lr"' in line]
     assert lr["full"] == lr["cut"] == [cos_power_lr(0.025, 1e-4, e, 4, 2, 1) for e in range(4)]
+
+
+# ------------------------------------------------------------------ every method on the sharpDARTS spaces
+NO_LR_WARMUP = "++optimizer.warmup_epochs=0"  # the helper's runs have 2 epochs (method=sharp_darts warms up for 5)
+
+def test_every_method_composes_on_every_sharp_space():
+    """Each method's config (DrNAS's per-space defaults included) composes and passes the composition rules, or is
+    refused in the one line the DARTS space gives (a sharpDARTS space adds no refusal of its own)."""
+    from nascli.errors import IncompatibleError
+    from nascli.search.composition import check_search_config
+    from test_rdarts_spaces import METHODS, _cfg
+    refused = set()
+    for method in METHODS:
+        for space in SPACES:
+            try:
+                check_search_config(_cfg(method, space, None, NO_LR_WARMUP))
+            except IncompatibleError as exc:
+                with pytest.raises(IncompatibleError) as on_darts:
+                    check_search_config(_cfg(method, "darts", None, NO_LR_WARMUP, "space.supernet.C=12"))
+                assert str(exc) == str(on_darts.value)
+                refused.add(method)
+    assert refused == {"gm_nas"}  # its splits at epochs 2, 4, 6 do not fit the helper's 2-epoch run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("method", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
+def test_every_method_steps_and_derives_on_every_sharp_space(method, space):
+    """One step moves the architecture and the magnitude derivation gives an arch of the space (R-DARTS helper)."""
+    from test_rdarts_spaces import _step_and_derive_or_refused
+    _step_and_derive_or_refused(method, space)
