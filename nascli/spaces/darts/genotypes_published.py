@@ -10,8 +10,8 @@ listed, because only those build with :mod:`nascli.spaces.darts.ops`. Left out o
 * SETN (D-X-Y/AutoDL-Projects@f46486e xautodl/nas_infer_model/DXYs/genotypes.py): uses the AutoDL-only op
   ``conv_3x1_1x3``.
 * SHARPSEPCONV_DARTS, SHARPSEPCONV_DARTS_MAX_W (ahundt/sharpDARTS@6f593d4 cnn/genotypes.py): the op names
-  are standard but sharpDARTS builds them as SharpSepConv blocks, so with the DARTS ops neither the
-  parameter counts nor the accuracies would be those published (METHODS.md §9 notes).
+  are standard but sharpDARTS builds them as SharpSepConv blocks (its dil_conv differs from DARTS's), so they
+  live in the sharpDARTS spaces' own table (``nascli/spaces/darts/sharp.py``, ``space=sharp_darts``).
 
 Aliases map other common spellings to the canonical names (``darts`` = ``darts_v2`` as in the reference
 code, where ``DARTS = DARTS_V2``).

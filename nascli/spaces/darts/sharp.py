@@ -12,6 +12,13 @@ SharpSepConv whose first depthwise conv is dilated by 2 (unlike DARTS's single D
 (FactorizedReduce on stride 2) and ``none`` are the DARTS modules (sharpDARTS's ResizablePool with C_in = C_out
 is the plain pool). Parameters of one SharpSepConv with C_in = C_out = C, kernel k, C_mid = M and affine BNs:
 ``C k^2 + C M + 2 M + M k^2 + M C + 2 C`` (search: affine=False, no BN parameters).
+With C_mid = C a SharpSepConv has exactly the modules of DARTS's SepConv (``sep_conv_k`` is the same op in both);
+``dil_conv_k`` and the flood/choke ops differ.
+
+Parameter counts at the CIFAR protocol size (NetworkCIFAR C=36, 20 cells, auxiliary head not counted, as the
+reference's ``count_parameters_in_MB``): ``sharpsepconv_darts`` 3,555,622 (published 3.6M),
+``sharpsepconv_darts_max_w`` 3,546,550, ``sharp_darts`` 1,974,934 (published 1.98M; the difference, 0.25 %, was
+not traced: choke C_mid = 32 as in the reference OPS; C_mid = C would give 2,695,294).
 
 Three spaces, one per op list of the reference (``genotypes.py``), all with the same op modules (:data:`SHARP_OP_SET`):
 
