@@ -284,7 +284,8 @@ def _early_stop_text(row: dict[str, Any]) -> str:
     parts = []
     stop = row.get("stopped_early")
     if isinstance(stop, dict) and "epoch" in stop:
-        parts.append(f"stopped at {stop['epoch']}" + (f", arch of {stop['arch_epoch']}" if "arch_epoch" in stop else ""))
+        arch = f", arch of {stop['arch_epoch']}" if "arch_epoch" in stop else ""
+        parts.append(f"stopped at {stop['epoch']}{arch}")
     if row.get("ada_adaptations") is not None:
         parts.append(f"ADA: {row['ada_adaptations']} rollbacks, wd {row.get('ada_weight_decay', 0):.3g}")
     return "; ".join(parts) or "–"
@@ -324,8 +325,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _md_table(("method", "seed", "selection", "status", "arch", "acc", "skips", "search s", "early stop"),
                        run_rows)
     if any(row[-1] != "–" for row in run_rows):
-        lines += ["", "`early stop`: DARTS-ES stopped at epoch e and returned the arch of epoch r (`+components=[darts_es]`); "
-                  "DARTS-ADA rolled back n times, ending at weight decay wd (`+components=[darts_ada]`). Epochs "
+        lines += ["", "`early stop`: DARTS-ES stopped at epoch e and returned the arch of epoch r "
+                  "(`+components=[darts_es]`); DARTS-ADA rolled back n times, ending at weight decay wd (`+components=[darts_ada]`). Epochs "
                   "are 0-based, as in metrics.jsonl."]
     lines += ["", "Random samples:", ""]
     lines += _md_table(("sample", "eval seed", "status", "arch", "acc"),
