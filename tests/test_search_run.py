@@ -94,9 +94,11 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
 
 
-def _assert_resumed_equals(ref: dict, resumed: subprocess.CompletedProcess, run: Path) -> None:
-    """The resumed run ends bit-identical to the uninterrupted one and left no temp files behind."""
-    assert "resuming" in resumed.stderr
+def _assert_resumed_equals(ref: dict, resumed: subprocess.CompletedProcess, run: Path, *,
+                           checkpointed: bool = True) -> None:
+    """The resumed run ends bit-identical to the uninterrupted one and left no temp files behind. A run killed
+    before its first checkpoint was complete (``checkpointed=False``) has nothing to resume: it starts over."""
+    assert ("resuming" in resumed.stderr) == checkpointed, resumed.stderr[-2000:]
     res = result_line(resumed)
     assert res["arch"] == ref["arch"] and Path(res["run_dir"]) == run
     final = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -142,8 +144,11 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, name):
     # 2. in the middle of the n-th checkpoint write, n random among all the run's checkpoint writes
     steps, every = ref_metrics[0]["steps"], int(next(a for a in args if "checkpoint_every" in a).split("=")[1])
     writes = len(ref_metrics) * (len(range(every, steps, every)) + 1)
-    nth = rng.randint(1, writes)
-    out = tmp_path / "killed_in_write"
+    _kill_in_write_and_resume(tmp_path / "killed_in_write", args, ref, rng.randint(1, writes), writes)
+
+
+def _kill_in_write_and_resume(out: Path, args: list[str], ref: dict, nth: int, writes: int) -> None:
+    """kill -9 inside the ``nth`` checkpoint write (a torn last metrics line on top), then resume."""
     proc = subprocess.run([sys.executable, "-c", KILL_IN_CHECKPOINT_WRITE, "search", *args, f"out_root={out}"],
                           capture_output=True, text=True, env=dict(os.environ, KILL_AT_CHECKPOINT_WRITE=str(nth)))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -151,7 +156,15 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, name):
     assert len(list(run.glob(".checkpoint.pt.*.tmp"))) == 1, f"write {nth} of {writes} left no temp file"
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 99, "train_lo')  # and a torn last line, as a crash inside that write leaves it
-    _assert_resumed_equals(ref, nas("search", *args, f"out_root={out}"), run)
+    _assert_resumed_equals(ref, nas("search", *args, f"out_root={out}"), run, checkpointed=nth > 1)
+
+
+def test_killed_inside_the_first_checkpoint_write_starts_over(tmp_path):
+    """The first checkpoint write torn: no checkpoint exists, so the rerun starts over (no "resuming") and still
+    ends exactly like the uninterrupted run."""
+    args = SEARCHES["nb201-darts"]
+    ref = result_line(nas("search", *args, f"out_root={tmp_path / 'ref'}"))
+    _kill_in_write_and_resume(tmp_path / "killed_in_write", args, ref, 1, 1)
 
 
 def test_unreadable_checkpoint_is_one_line_and_left_alone(tmp_path):
