@@ -112,3 +112,21 @@ def assert_same_state(a: dict, b: dict, prefixes=("mixer.",)) -> None:
     assert a["supernet"].keys() == b["supernet"].keys()
     for k in a["supernet"]:
         assert torch.equal(a["supernet"][k], b["supernet"][k]), k
+
+
+def assert_same_nested(a, b, where: str = "state") -> None:
+    """Bitwise-equal nested states (tensors of the same dtype, dicts with the same keys, lists, plain values);
+    the message names the first differing path, e.g. ``checkpoint.optimizer.w_opt.state``."""
+    assert type(a) is type(b), where
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_nested(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_nested(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import compose_cfg, nas
+from helpers import assert_same_nested, compose_cfg, nas
 from nascli.commands.run import seed_everything
 from nascli.errors import IncompatibleError, OptionError, UnknownChoiceError
 from nascli.search.builder import build_search
@@ -204,22 +204,6 @@ def _strip(obj):
     return obj
 
 
-def _same(a, b, where="state"):
-    assert type(a) is type(b), where
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> dict:
     return _run(tmp_path_factory.mktemp("gm_full"))
@@ -325,7 +309,7 @@ def _compare_runs(a: Path, b: Path) -> None:
     for node in ta["nodes"]:
         ca, cb = (torch.load(r / "tree" / node["id"] / "checkpoint.pt", weights_only=True) for r in (a, b))
         ca.pop("elapsed"), cb.pop("elapsed")
-        _same(ca, cb, f"node {node['id']}")
+        assert_same_nested(ca, cb, f"node {node['id']}")
         ma, mb = ([_strip(json.loads(line)) for line in (r / "tree" / node["id"] / "metrics.jsonl").read_text()
                    .splitlines()] for r in (a, b))
         assert ma == mb, node["id"]

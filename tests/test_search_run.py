@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY, TINY_DARTS, TINY_SEARCH, nas, result_line
+from helpers import TINY, TINY_DARTS, TINY_SEARCH, assert_same_nested, nas, result_line
 
 
 def _run_dir(res):
@@ -72,23 +72,6 @@ SEARCHES = {  # three epochs or more, mid-epoch checkpoints, on NB201 (DARTS, GD
 }
 
 
-def _assert_same(a, b, where="checkpoint"):
-    """Bitwise-equal nested states (tensors, containers, plain values)."""
-    assert type(a) is type(b), where
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def _metrics(run_dir: Path) -> list[dict]:
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
@@ -104,7 +87,7 @@ def _assert_resumed_equals(ref: dict, resumed: subprocess.CompletedProcess, run:
     final = torch.load(run / "checkpoint.pt", weights_only=True)
     expected = torch.load(Path(ref["run_dir"]) / "checkpoint.pt", weights_only=True)
     final.pop("elapsed"), expected.pop("elapsed")
-    _assert_same(final, expected)  # weights, alphas, optimizers, components, streams, RNGs
+    assert_same_nested(final, expected, "checkpoint")  # weights, alphas, optimizers, components, streams, RNGs
     assert _metrics(run) == _metrics(Path(ref["run_dir"]))
     assert not [p for p in run.rglob("*.tmp")], "orphaned temp files"
 
