@@ -86,6 +86,24 @@ def _setup(*extra: str):
     return build_search(cfg, torch.device("cpu"))
 
 
+def _other_edges_grad(net, x, y, edge: int) -> torch.Tensor:
+    """The training-loss gradient w.r.t. the op parameters of every edge but ``edge``, flattened (float64)."""
+    params = [p for n, p in net.named_parameters()
+              if (m := re.search(r"\.edges\.(\d+)\.", n)) and int(m.group(1)) != edge]
+    g = torch.autograd.grad(F.cross_entropy(net(x), y), params, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1).double() for p, gi in zip(params, g)])
+
+
+def _cosine_distances(grads: list[torch.Tensor]) -> torch.Tensor:
+    """D[i, j] = 1 - cos(g_i, g_j) (eps 1e-6 in the norm product), 0 on the diagonal, written out by hand."""
+    d = torch.zeros(len(grads), len(grads), dtype=torch.float64)
+    for i, a in enumerate(grads):
+        for j, b in enumerate(grads):
+            if i != j:
+                d[i, j] = 1 - a @ b / (a.norm() * b.norm() + 1e-6)
+    return d
+
+
 def test_hard_gradient_matching_equals_a_hand_computation():
     """D[i, j] = mean over batches of 1 - cos(g_i, g_j), g_o the gradient of the training loss w.r.t. the op
     parameters of every other edge with edge 2 one-hot on op o (NB201 code, --hard 1): recomputed with autograd
@@ -109,17 +127,8 @@ def test_hard_gradient_matching_equals_a_hand_computation():
                 row = torch.full((5,), float("-inf"))
                 row[o] = 0.0
                 c.mixer.alphas["cell"][edge] = row
-            params = [p for n, p in c.named_parameters()
-                      if (m := re.search(r"\.edges\.(\d+)\.", n)) and int(m.group(1)) != edge]
-            loss = F.cross_entropy(c(x), y)
-            g = torch.autograd.grad(loss, params, allow_unused=True)
-            grads.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1).double()
-                                    for p, gi in zip(params, g)]))
-        for i in range(5):
-            for j in range(5):
-                if i != j:
-                    a, b = grads[i], grads[j]
-                    expected[i, j] += (1 - a @ b / (a.norm() * b.norm() + 1e-6)) / len(batches)
+            grads.append(_other_edges_grad(c, x, y, edge))
+        expected += _cosine_distances(grads) / len(batches)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     assert got[0, 1] > 0 and torch.equal(got, got.T)
     assert mixer._fixed == {} and mixer._masked == set()  # the interventions were removed
@@ -160,16 +169,8 @@ def test_soft_gradient_matching_equals_a_hand_computation():
     for x, y in batches:
         grads = []
         for c in copies:
-            params = [p for n, p in c.named_parameters()
-                      if (m := re.search(r"\.edges\.(\d+)\.", n)) and int(m.group(1)) != edge]
-            g = torch.autograd.grad(F.cross_entropy(c(x), y), params, allow_unused=True)
-            grads.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1).double()
-                                    for p, gi in zip(params, g)]))
-        for i in range(5):
-            for j in range(5):
-                if i != j:
-                    a, b = grads[i], grads[j]
-                    expected[i, j] += (1 - a @ b / (a.norm() * b.norm() + 1e-6)) / len(batches)
+            grads.append(_other_edges_grad(c, x, y, edge))
+        expected += _cosine_distances(grads) / len(batches)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
