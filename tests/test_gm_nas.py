@@ -20,6 +20,7 @@ from nascli.search.composition import check_search_config
 from nascli.search.few_shot.gradient_matching import edge_distance, shared_parameters
 from nascli.search.few_shot.partition import Partition, best_partition, choose_edge
 from nascli.search.few_shot.tree import SplitTree
+from nascli.rundir import RunDir
 
 # A tiny but complete tree: splits after epochs 1 and 2 (4 leaves), 2 steps per epoch, 1 scoring minibatch.
 TINY = ["method=gm_nas", "space.supernet.C=4", "space.supernet.N=1", "dataset.num_train=128",
@@ -210,6 +211,44 @@ def full_run(tmp_path_factory) -> dict:
     return _run(tmp_path_factory.mktemp("gm_full"))
 
 
+# Successive halving over the 4 leaves: stand-alone training of each leaf's arch (tiny network, 2 steps per epoch),
+# rung 1 after epoch 0 keeps 2, rung 2 after epoch 1 keeps 1.
+HALVING = ["method.flow.winner=successive_halving", "method.flow.halving.protocol=quick",
+           "method.flow.halving.rungs=[1,2]",
+           "method.flow.halving.protocol_overrides={epochs: 3, batch_size: 8, max_steps_per_epoch: 2}",
+           "space.network.C=4", "space.network.N=1"]
+
+
+@pytest.fixture(scope="module")
+def halving_run(tmp_path_factory) -> dict:
+    return _run(tmp_path_factory.mktemp("gm_halving"), *HALVING)
+
+
+def test_successive_halving_end_to_end(halving_run):
+    """The halving record in the tree, arch.json's provenance and result.json agree; losers of rung 1 were
+    trained 1 epoch, rung 2's 2 epochs, and the winner is the best of rung 2 by the moving-average score."""
+    from nascli.search.few_shot.winner import moving_average
+
+    run = Path(halving_run["run_dir"])
+    record = json.loads((run / "tree" / "state.json").read_text())["winner"]
+    assert record["rule"] == "successive_halving" and [r["epochs"] for r in record["rungs"]] == [[0, 1], [1, 2]]
+    first, second = record["rungs"]
+    assert sorted(first["scores"]) == ["0.0.0", "0.0.1", "0.1.0", "0.1.1"] and len(first["kept"]) == 2
+    assert sorted(second["scores"]) == sorted(first["kept"]) and second["kept"] == [record["node"]]
+    for leaf in first["scores"]:
+        curve = [m["test_acc"] for m in RunDir(run / "tree" / leaf / "standalone").read_metrics()]
+        assert len(curve) == (2 if leaf in first["kept"] else 1)
+        assert first["scores"][leaf] == pytest.approx(moving_average(curve[:1]))
+        if leaf in first["kept"]:
+            assert second["scores"][leaf] == pytest.approx(moving_average(curve[1:2]))
+    assert record["node"] == max(first["kept"], key=lambda i: (second["scores"][i], -first["kept"].index(i)))
+    arch = json.loads((run / "arch.json").read_text())
+    assert arch["provenance"]["node"] == record["node"] == halving_run["tree"]["winner"]
+    assert arch["provenance"]["winner"] == record and halving_run["tree"]["winner_rule"] == "successive_halving"
+    assert json.loads((run / "split_tree.json").read_text())["winner"] == record["node"]
+    assert halving_run["halving_time_s"] > 0
+
+
 def test_children_differ_exactly_on_the_split_edge(full_run):
     run = Path(full_run["run_dir"])
     tree = SplitTree.load(run / "tree" / "state.json")
@@ -270,7 +309,7 @@ def test_children_mix_only_their_group_on_the_split_edge(full_run):
 
 def test_end_to_end_artifacts(full_run):
     run = Path(full_run["run_dir"])
-    assert full_run["status"] == "ok" and full_run["tree"] == {"nodes": 7, "leaves": 4,
+    assert full_run["status"] == "ok" and full_run["tree"] == {"nodes": 7, "leaves": 4, "winner_rule": "supernet_accuracy",
                                                                 "winner": full_run["tree"]["winner"]}
     tree = json.loads((run / "split_tree.json").read_text())
     assert [n["id"] for n in tree["nodes"] if n["split"]] == ["0", "0.0", "0.1"]
@@ -307,6 +346,12 @@ class Interrupt(Exception):
 def _compare_runs(a: Path, b: Path) -> None:
     ta, tb = (json.loads((r / "tree" / "state.json").read_text()) for r in (a, b))
     assert _strip(ta) == _strip(tb)
+    for leaf in [n["id"] for n in ta["nodes"] if (a / "tree" / n["id"] / "standalone").exists()]:
+        ca, cb = (torch.load(r / "tree" / leaf / "standalone" / "checkpoint.pt", weights_only=True) for r in (a, b))
+        ca.pop("metrics"), cb.pop("metrics")  # its wall time differs
+        assert_same_nested(ca, cb, f"stand-alone {leaf}")
+        ma, mb = ([m["test_acc"] for m in RunDir(r / "tree" / leaf / "standalone").read_metrics()] for r in (a, b))
+        assert ma == mb, leaf
     for node in ta["nodes"]:
         ca, cb = (torch.load(r / "tree" / node["id"] / "checkpoint.pt", weights_only=True) for r in (a, b))
         ca.pop("elapsed"), cb.pop("elapsed")
@@ -318,16 +363,36 @@ def _compare_runs(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("where,at", [("step", 6), pytest.param("step", 12, marks=pytest.mark.slow),
-                                      pytest.param("scoring", 14, marks=pytest.mark.slow)])
-def test_resume_through_a_split_is_exact(full_run, tmp_path, monkeypatch, where, at):
+                                      pytest.param("scoring", 14, marks=pytest.mark.slow), ("halving", 3),
+                                      pytest.param("halving", 5, marks=pytest.mark.slow),
+                                      pytest.param("halving_save", 5, marks=pytest.mark.slow)])
+def test_resume_through_a_split_is_exact(request, tmp_path, monkeypatch, where, at):
     """Interrupted inside node 0.1's training (step 6: after the root split, from a mid-epoch checkpoint), inside
-    leaf 0.0.1 (step 12: after the last split, a restarted child), or while node 0.1 scores its edges (the 14th
-    edge scored): the resumed tree ends bit-identical to the uninterrupted one."""
+    leaf 0.0.1 (step 12: after the last split, a restarted child), while node 0.1 scores its edges (the 14th
+    edge scored), or in successive halving: inside the 3rd leaf's stand-alone epoch of rung 1, inside rung 2's
+    first epoch, or while rung 2's first leaf writes its checkpoint (the 5th stand-alone checkpoint write, after
+    its metrics): the resumed tree ends bit-identical to the uninterrupted one."""
     import nascli.search.few_shot.flow as flow_mod
+    import nascli.train.loop as loop
     from nascli.search.optimizers import SEARCH_OPTIMIZERS
 
+    halving = where.startswith("halving")
+    full_run = request.getfixturevalue("halving_run" if halving else "full_run")
+    extra = HALVING if halving else []
     count = [0]
-    if where == "step":
+    if halving:
+        target, name = (loop, "_train_epoch") if where == "halving" else (RunDir, "save_checkpoint")
+        real = getattr(target, name)
+
+        def crashing(*args, **kwargs):
+            if where == "halving" or "standalone" in str(args[0].path):
+                count[0] += 1
+                if count[0] == at:
+                    raise Interrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, crashing)
+    elif where == "step":
         cls = SEARCH_OPTIMIZERS.get("bilevel")
         real = cls.step
 
@@ -349,11 +414,11 @@ def test_resume_through_a_split_is_exact(full_run, tmp_path, monkeypatch, where,
 
         monkeypatch.setattr(flow_mod, "edge_distance", crashing)
     with pytest.raises(Interrupt):
-        _run(tmp_path)
+        _run(tmp_path, *extra)
     monkeypatch.undo()
     run = next(tmp_path.rglob("state.json")).parent.parent
     assert not (run / "result.json").exists()
-    resumed = _run(tmp_path)
+    resumed = _run(tmp_path, *extra)
     assert resumed["arch"] == full_run["arch"] and Path(resumed["run_dir"]) == run
     _compare_runs(Path(full_run["run_dir"]), run)
     assert not list(run.rglob("*.tmp"))

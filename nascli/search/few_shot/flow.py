@@ -15,11 +15,14 @@ With split epochs s_1 < ... < s_L and E = ``search.epochs`` in all:
    ``freeze_arch_until_final_split`` (``--restart final`` sets ``warmup_epoch = split_ckpts[-1]``; the
    DARTS-space script's ``--fix_alpha_equal``): alpha is not updated before the last split;
 4. each leaf selects its architecture inside its sub-space (magnitude: the space's rule on the mixer's scores
-   with the ops outside the leaf's groups removed, as the reference ``genotype()`` masks with ``enc``), and the
-   leaf whose supernet has the highest accuracy on the architecture split wins.
+   with the ops outside the leaf's groups removed, as the reference ``genotype()`` masks with ``enc``);
+5. ``winner`` (:mod:`.winner`) picks the final architecture among the leaves: ``successive_halving`` (the
+   paper's rule: stand-alone training of the leaves' architectures, halved at rung ends) or
+   ``supernet_accuracy`` (the leaf whose supernet has the highest accuracy on the architecture split).
 
 Every node is a resumable unit under ``<run>/tree/<id>/`` (checkpoint.pt, metrics.jsonl); the tree's
-progress is ``<run>/tree/state.json`` (:mod:`.tree`). A split is computed from the node's final checkpoint
+progress is ``<run>/tree/state.json`` (:mod:`.tree`), the halving's included (each leaf's stand-alone run
+under ``<run>/tree/<id>/standalone/``). A split is computed from the node's final checkpoint
 in a fresh session, its children's checkpoints are written, and only then does the tree record the split,
 so a kill at any point resumes to exactly the uninterrupted result.
 
@@ -43,6 +46,7 @@ from nascli.rundir import RunDir
 from nascli.search.few_shot.gradient_matching import DISTANCES, edge_distance, shared_parameters
 from nascli.search.few_shot.partition import EDGE_CHOICES, PARTITION_RULES, best_partition, choose_edge
 from nascli.search.few_shot.tree import Node, SplitTree
+from nascli.search.few_shot.winner import WINNERS
 
 FLOWS: Registry[type] = Registry("search flow")
 
@@ -72,7 +76,8 @@ class GradientMatchingFlow:
     def __init__(self, *, split_epochs: list[int], num_batches: int = 100, distance: str = "cos",
                  partition: str = "pair_rest", edge_choice: str = "max_cross", hard: bool = True,
                  cell_types: list[str] | None = None, restart_final: bool = True,
-                 freeze_arch_until_final_split: bool = True):
+                 freeze_arch_until_final_split: bool = True, winner: str = "supernet_accuracy",
+                 halving: dict[str, Any] | None = None):
         self.split_epochs = [int(s) for s in split_epochs]
         if not self.split_epochs or self.split_epochs != sorted(set(self.split_epochs)) or self.split_epochs[0] < 1:
             raise OptionError(f"method.flow.split_epochs must be increasing epochs >= 1, got {list(split_epochs)}")
@@ -86,6 +91,8 @@ class GradientMatchingFlow:
         self.cell_types = None if cell_types is None else [str(c) for c in cell_types]
         self.restart_final = bool(restart_final)
         self.freeze = bool(freeze_arch_until_final_split)
+        self.winner = str(winner)
+        self.winner_rule = WINNERS.get(self.winner)(halving)  # bad halving options: one line now
 
     # ------------------------------------------------------------------ configs of the nodes
     def node_config(self, cfg: DictConfig, node: Node) -> DictConfig:
@@ -135,7 +142,9 @@ class GradientMatchingFlow:
             else:
                 self.select(cfg, run, node, composition)
                 tree.save(state_path)
-        return self.finish(cfg, run, tree)
+        winner = self.winner_rule.choose(cfg, run, tree, lambda: tree.save(state_path), self.say)
+        tree.save(state_path)
+        return self.finish(cfg, run, tree, winner)
 
     def train(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
         """Train ``node`` to its end epoch from its checkpoint (or from scratch), like ``SearchSession.execute``."""
@@ -240,13 +249,12 @@ class GradientMatchingFlow:
         self.say(f"leaf {node.id}: val_acc {node.result['val_acc']:.2f} {node.result['arch']}")
 
     # ------------------------------------------------------------------ artifacts
-    def finish(self, cfg: DictConfig, run: RunDir, tree: SplitTree) -> dict[str, Any]:
+    def finish(self, cfg: DictConfig, run: RunDir, tree: SplitTree, winner: Node) -> dict[str, Any]:
         from nascli.search.few_shot.plot import draw_split_tree
         from nascli.spaces import get_space
 
         space = get_space(str(cfg.space.name))
         leaves = tree.leaves()
-        winner = max(leaves, key=lambda n: n.result["val_acc"])  # first leaf on ties
         lineage, cur = [], winner
         while cur.parent is not None:
             parent = tree.node(cur.parent)
@@ -258,8 +266,8 @@ class GradientMatchingFlow:
         data = arch.to_json()
         data["provenance"] = {"run": str(run.path), "flow": "few_shot", "selection": "magnitude",
                               "node": winner.id, "val_acc": winner.result["val_acc"], "epoch": int(cfg.search.epochs),
-                              "splits": lineage,
-                              "leaves": {n.id: n.result["val_acc"] for n in leaves}}
+                              "splits": lineage, "leaves": {n.id: n.result["val_acc"] for n in leaves},
+                              "winner": tree.winner}
         data["scores"] = json.loads((run.path / "tree" / winner.id / "arch.json").read_text()).get("scores", {})
         data["benchmark"] = winner.result["benchmark"]
         arch_path = run.write_json("arch.json", data)
@@ -267,21 +275,25 @@ class GradientMatchingFlow:
             space.draw(arch, run.path / "cells" / "arch")
         except ImportError as exc:  # pictures are optional
             self.say(f"[yellow]note:[/] no cell pictures ({exc})")
-        tree_path = run.write_json("split_tree.json", {**tree.to_json(), "winner": winner.id})
+        tree_path = run.write_json("split_tree.json", {**tree.to_json(), "winner": winner.id,
+                                                     "winner_rule": tree.winner})
         picture = draw_split_tree(tree, winner.id, run.path / "split_tree.png")
         metrics = [m for n in tree.nodes for m in RunDir(run.path / "tree" / n.id).read_metrics()]
         split_time = sum(n.split["scoring_time_s"] for n in tree.nodes if n.split)
         train_time = sum(m.get("epoch_time_s", 0.0) for m in metrics)
+        halving_time = sum(m.get("wall_s", 0.0) for n in leaves
+                           for m in RunDir(run.path / "tree" / n.id / "standalone").read_metrics())
         result = {
             "status": "ok", "command": "search", "run_dir": str(run.path), "arch_path": str(arch_path),
             "arch": arch.to_string(), "space": space.name, "dataset": str(cfg.dataset.name),
             "method": str(cfg.method.name), "optimizer": str(cfg.optimizer.name),
             "selection": str(cfg.selection.name), "seed": int(cfg.seed), "epochs": int(cfg.search.epochs),
             "skip_count": space.skip_count(arch), "benchmark": winner.result["benchmark"],
-            "search_time_s": round(train_time + split_time, 3), "split_time_s": round(split_time, 3),
+            "search_time_s": round(train_time + split_time + halving_time, 3), "split_time_s": round(split_time, 3),
+            "halving_time_s": round(halving_time, 3),
             "images_per_s": round(sum(m["images_per_s"] for m in metrics) / max(len(metrics), 1), 2),
             "peak_memory_mb": round(max((m["peak_memory_mb"] for m in metrics), default=0.0), 1),
-            "tree": {"nodes": len(tree.nodes), "leaves": len(leaves), "winner": winner.id},
+            "tree": {"nodes": len(tree.nodes), "leaves": len(leaves), "winner": winner.id, "winner_rule": self.winner},
             "leaf_archs": {n.id: str(run.path / "tree" / n.id / "arch.json") for n in leaves},
             "artifacts": {"split_tree.json": str(tree_path), "split_tree.png": str(picture) if picture else None},
         }

@@ -49,6 +49,7 @@ class Node:
 @dataclass
 class SplitTree:
     nodes: list[Node] = field(default_factory=list)
+    winner: dict[str, Any] | None = None  # the winner rule's record (successive halving: its rungs so far)
 
     @classmethod
     def root(cls, end_epoch: int) -> "SplitTree":
@@ -82,7 +83,7 @@ class SplitTree:
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
-        return {"format": TREE_FORMAT, "nodes": [asdict(n) for n in self.nodes]}
+        return {"format": TREE_FORMAT, "nodes": [asdict(n) for n in self.nodes], "winner": self.winner}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SplitTree":
@@ -93,7 +94,7 @@ class SplitTree:
             d = dict(d)
             d["restrictions"] = [Restriction(**r) for r in d["restrictions"]]
             nodes.append(Node(**d))
-        return cls(nodes)
+        return cls(nodes, data.get("winner"))
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
