@@ -10,8 +10,8 @@ PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
 TORCH_INDEX ?=
-DEMO_EXTRAS = plots
-TEST_EXTRAS = test,plots,nb301,slurm,joblib
+DEMO_EXTRAS = plots,sr
+TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr
 
 VPY = $(VENV)/bin/python
 PIP_INSTALL = $(VPY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
