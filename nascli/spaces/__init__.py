@@ -24,3 +24,4 @@ def _load_all() -> None:
         import nascli.spaces.darts  # noqa: F401
     except ImportError:  # pragma: no cover - only while the DARTS space is being built
         pass
+    import nascli.spaces.sisr  # noqa: F401

@@ -7,3 +7,4 @@ from nascli.search.mixers import partial  # noqa: F401,E402  (registers pc_softm
 from nascli.search.mixers import gumbel  # noqa: F401,E402  (registers gumbel: GDAS)
 from nascli.search.mixers import rome  # noqa: F401,E402  (registers rome)
 from nascli.search.mixers import dirichlet  # noqa: F401,E402  (registers dirichlet: DrNAS)
+from nascli.search.mixers import sparsestmax  # noqa: F401,E402  (registers sparsestmax: SSN / Trilevel NAS)
