@@ -343,3 +343,86 @@ def test_bicubic_baseline_beats_nearest_on_a_photo_pair(tmp_path):
     lr, hr = next(iterate_sr_eval(reader("div2k", root=str(tmp_path)).test()))
     nearest = lr.repeat_interleave(2, 2).repeat_interleave(2, 3)
     assert psnr_y(upscale_bicubic(lr, 2), hr, 2) > psnr_y(nearest, hr, 2)
+
+
+# ------------------------------------------------------------------------------------------- config, extra, download
+@pytest.mark.parametrize("name", ["sr_photos", "div2k", "sr_benchmark"])
+def test_config_files_carry_the_contract_keys(name):
+    from omegaconf import OmegaConf
+
+    from nascli.paths import CONF_DIR
+
+    cfg = OmegaConf.load(Path(CONF_DIR) / "dataset" / f"{name}.yaml")
+    assert cfg.name == name and {"root", "download", "train_portion", "seed"} <= set(cfg)
+    assert SR_DATASETS.get(name)(cfg, 2).info() == SRInfo(name, 3, 2)
+
+
+def test_shipped_sr_photos_config_reads_62_tiles_and_splits_them():
+    from omegaconf import OmegaConf
+
+    from nascli.paths import CONF_DIR
+
+    r = SR_DATASETS.get("sr_photos")(OmegaConf.load(Path(CONF_DIR) / "dataset" / "sr_photos.yaml"), 4)
+    weights, arch = r.search_splits()
+    assert (len(weights), len(arch)) == (31, 31)
+    assert tuple(weights.lr[0].shape) == (3, 30, 30) and tuple(weights.hr[0].shape) == (3, 120, 120)
+
+
+def test_missing_extra_is_one_line_naming_the_install(monkeypatch):
+    from nascli.data.sr import photos
+    from nascli.data.sr.deps import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "skimage.data", None)  # import fails as if scikit-image were absent
+    photos._photo.cache_clear()
+    with pytest.raises(MissingExtraError, match=r"^the embedded sr_photos dataset needs scikit-image, which is not "
+                                                r"installed: pip install 'nascli\[sr\]'$"):
+        photos._photo("coffee")
+    monkeypatch.setitem(sys.modules, "skimage.metrics", None)
+    with pytest.raises(MissingExtraError, match=r"PSNR/SSIM needs scikit-image"):
+        psnr_y(gray(0.5), gray(0.5), 2)
+
+
+def test_importing_the_package_loads_neither_skimage_nor_pillow():
+    import subprocess
+
+    code = ("import sys, nascli, nascli.data.sr; "
+            "print(sorted(m for m in ('skimage', 'PIL', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_div2k_download_fetches_hr_and_lr_zips_then_reads_them(tmp_path, monkeypatch):
+    src = write_div2k_layout(tmp_path / "src", n_train=2, n_valid=1, scales=(4,), size=(32, 32))
+    fetched = []
+
+    def fake_download(urls, dest, md5):  # the official zip, built from the src folders
+        fetched.append((urls[0], dest.name, md5))
+        folder = dest.name.removesuffix(".zip").replace("_bicubic_X4", "_bicubic/X4")
+        with zipfile.ZipFile(dest, "w") as zf:
+            for p in sorted((src / folder).iterdir()):
+                zf.write(p, f"{folder}/{p.name}")
+        return dest
+
+    monkeypatch.setattr("nascli.data.sr.archive.download", fake_download)
+    root = tmp_path / "root"
+    train = reader("div2k", 4, root=str(root), download=True).train()
+    assert [f[1] for f in fetched] == ["DIV2K_train_HR.zip", "DIV2K_train_LR_bicubic_X4.zip"]
+    assert fetched[0][0] == "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip"
+    assert fetched[1][2] == "76c43ec4155851901ebbe8339846d93d"
+    assert torch.equal(train.lr[1], read_rgb(src / "DIV2K_train_LR_bicubic" / "X4" / "0002x4.png"))
+    assert (root / "DIV2K_train_LR_bicubic" / "X4" / "0001x4.png").is_file()
+
+
+def test_div2k_failed_download_is_one_line(tmp_path, monkeypatch):
+    from nascli.data.download import DownloadFailed
+
+    def offline(urls, dest, md5):
+        raise DownloadFailed(f"{urls[0]}: URLError: no network")
+
+    monkeypatch.setattr("nascli.data.sr.archive.download", offline)
+    monkeypatch.setenv("NASCLI_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DataMissingError) as err:
+        reader("div2k", root=str(tmp_path / "root"), download=True).test()
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("div2k: no images in DIV2K_valid_HR/")
+    assert "download into" in msg and "DIV2K_valid_HR.zip: URLError: no network" in msg

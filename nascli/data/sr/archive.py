@@ -49,12 +49,15 @@ def extract_zip(archive: Path, dest: Path, md5: str | None) -> None:
 
 
 def fetch_release(release: ZipRelease, dest: Path) -> None:
-    """Make ``dest/<release.folder>`` exist: extract ``dest/<release.file>`` when present, else download it
-    (raises :class:`DownloadFailed` when every attempt fails)."""
+    """Make ``dest/<release.folder>`` exist: extract ``dest/<release.file>`` when present (md5-checked first),
+    else download it (``download`` checks the md5 while writing; raises :class:`DownloadFailed` when every
+    attempt fails) and extract it."""
     archive = dest / release.file
-    if not archive.is_file():
-        download([release.url], archive, release.md5)
-    extract_zip(archive, dest, release.md5)
+    if archive.is_file():
+        extract_zip(archive, dest, release.md5)
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    extract_zip(download([release.url], archive, release.md5), dest, None)
 
 
 __all__ = ["DownloadFailed", "ZipRelease", "extract_zip", "fetch_release"]
