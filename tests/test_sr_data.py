@@ -357,15 +357,17 @@ def test_config_files_carry_the_contract_keys(name):
     assert SR_DATASETS.get(name)(cfg, 2).info() == SRInfo(name, 3, 2)
 
 
-def test_shipped_sr_photos_config_reads_62_tiles_and_splits_them():
+def test_shipped_sr_photos_config_reads_20_tiles_and_splits_them():
     from omegaconf import OmegaConf
 
     from nascli.paths import CONF_DIR
 
     r = SR_DATASETS.get("sr_photos")(OmegaConf.load(Path(CONF_DIR) / "dataset" / "sr_photos.yaml"), 4)
     weights, arch = r.search_splits()
-    assert (len(weights), len(arch)) == (31, 31)
-    assert tuple(weights.lr[0].shape) == (3, 30, 30) and tuple(weights.hr[0].shape) == (3, 120, 120)
+    assert (len(weights), len(arch)) == (10, 10)
+    assert tuple(weights.lr[0].shape) == (3, 48, 48) and tuple(weights.hr[0].shape) == (3, 192, 192)
+    lr, hr = SRPatchStream(weights, 4, 48, 16, seed=0).next()  # EDSR's 48 px LR patches fit at x4
+    assert tuple(lr.shape) == (16, 3, 48, 48) and tuple(hr.shape) == (16, 3, 192, 192)
 
 
 def test_missing_extra_is_one_line_naming_the_install(monkeypatch):

@@ -9,8 +9,8 @@ rocket, immunohistochemistry) and ``dataset.test_photos`` (default chelsea); ove
 Each photo is mod-cropped to a multiple of the scale and downscaled whole by :func:`downscale_bicubic`.
 Training photos are then cut into non-overlapping ``dataset.tile`` x ``dataset.tile`` HR tiles on a grid
 from the top-left corner (row-major, the remainder dropped) with the matching LR tiles, so the search
-split (:mod:`nascli.data.sr.reader`) has many units to divide (62 tiles of 120 px by default); test photos
-stay whole. ``tile: null`` keeps training photos whole too.
+split (:mod:`nascli.data.sr.reader`) has units to divide (the shipped config: 20 tiles of 192 px, which
+leave room for EDSR's 48 px LR patches even at x4); test photos stay whole. ``tile: null`` keeps training photos whole too.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ class SRPatchStream:
         smallest = min(images.lr, key=lambda t: min(t.shape[1:]))
         if min(smallest.shape[1:]) < patch_size:
             raise NasError(f"LR patch size {patch_size} does not fit the smallest {images.name} LR image "
-                           f"({smallest.shape[2]}x{smallest.shape[1]} pixels); lower patch_size")
+                           f"({smallest.shape[2]}x{smallest.shape[1]} pixels); lower the patch size (task.patch_size)")
         self.images, self.scale, self.patch_size, self.batch_size = images, int(scale), int(patch_size), int(batch_size)
         self.augment, self.mode, self.seed = bool(augment), mode, int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
