@@ -53,10 +53,10 @@ def test_parameter_counts_by_hand():
     # cell A: widths [0.5, 1] -> channels 4 -> 2 -> 4 -> 4: conv_3x3 4 -> 2: 4*2*9 + 2 = 74; skip, none: 0
     arch = SPACE.parse_arch("ops=conv_3x3,skip_connect,none;widths=0.5,1;lr=1;hr=0")
     assert n_params(SPACE.build_network(arch, scale=2, in_channels=3, C=4)) == 112 + 74 + 592 + 111
-    # cell B: widths [0.25, 0.75] -> 4 -> 1 -> 3 -> 4: sep_conv 4 -> 1: (4*9 + 4) + (4*1 + 1) = 45;
-    # res_block 1 -> 3: (1*3*9 + 3) + (3*3*9 + 3) = 114; conv_5x5 3 -> 4: 3*4*25 + 4 = 304 -> 463
+    # cell B: widths [0.25, 0.75] -> 4 -> 1 -> 3 -> 4: sep_conv 4 -> 1: 4*9 (depthwise, no bias) + (4*1 + 1) = 41;
+    # res_block 1 -> 3: (1*3*9 + 3) + (3*3*9 + 3) = 114; conv_5x5 3 -> 4: 3*4*25 + 4 = 304 -> 459
     arch = SPACE.parse_arch("ops=sep_conv_3x3,res_block_3x3,conv_5x5;widths=0.25,0.75;lr=0;hr=1")
-    assert n_params(SPACE.build_network(arch, scale=3, in_channels=3, C=4)) == 112 + 1332 + 463 + 111
+    assert n_params(SPACE.build_network(arch, scale=3, in_channels=3, C=4)) == 112 + 1332 + 459 + 111
     # x4: two x2 stages; no cells
     arch = SPACE.parse_arch("ops=conv_3x3,conv_3x3,conv_3x3;widths=1,1;lr=0;hr=0")
     assert n_params(SPACE.build_network(arch, scale=4, in_channels=3, C=4)) == 112 + 2 * 592 + 111
@@ -246,3 +246,39 @@ def test_edge_parts():
     w.weights = torch.zeros_like(w.weights)
     ones = [torch.ones(1, 4, 1, 1)] * 2
     assert torch.allclose(cell(x, w, ones), x + 0.2 * x)
+
+
+def one_hot_alphas(net, arch: SISRArch) -> None:
+    """Alphas whose sparsestmax at r = 1 is one-hot on ``arch`` at every level."""
+    from nascli.spaces.sisr.arch import WIDTH_CHOICES
+    alphas = net.mixer.alphas
+    with torch.no_grad():
+        for ct in alphas:
+            alphas[ct].zero_()
+        for k, op in enumerate(arch.ops):
+            alphas["cell"][k, SISR_OPS.index(op)] = 1.0
+        for k, w in enumerate(arch.widths):
+            alphas["kernel"][k, WIDTH_CHOICES.index(w)] = 1.0
+        alphas["network"][0, net.candidates.index((arch.lr_cells, arch.hr_cells))] = 1.0
+
+
+@pytest.mark.parametrize("text", ["ops=sep_conv_3x3,res_block_3x3,conv_5x5;widths=0.25,0.75;lr=1;hr=1",
+                                  "ops=dil_conv_3x3,skip_connect,res_block_3x3;widths=0.5,0.25;lr=2;hr=0",
+                                  "ops=res_block_3x3,none,conv_3x3;widths=0.75,0.5;lr=0;hr=2"])
+def test_one_hot_supernet_is_its_inherited_discrete_network(text):
+    # sparsestmax at r = 1 makes every level one-hot: the supernet then computes exactly the derived network
+    # with the supernet's weights cut to the arch's widths (search and training in one phase)
+    torch.manual_seed(0)
+    arch = SPACE.parse_arch(text)
+    net = supernet("sparsestmax", scale=2, C=8, search_cells=2)
+    net.mixer.on_epoch_start(1, 2)
+    one_hot_alphas(net, arch)
+    if "none" not in arch.ops:  # none is never derived, but a none slot still runs as the discrete net's
+        assert SPACE.discretize(net.mixer.selection_scores()[0]) == arch
+    for p in net.parameters():  # non-zero biases everywhere, so masked channels would show
+        if p.dim() == 1:
+            torch.nn.init.uniform_(p, -0.2, 0.2)
+    lr = torch.rand(2, 3, 6, 6)
+    derived = net.inherited_network(arch)
+    assert n_params(derived) == n_params(SPACE.build_network(arch, scale=2, in_channels=3, C=8))
+    assert torch.allclose(net(lr), derived(lr), atol=1e-5)

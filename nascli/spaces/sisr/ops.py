@@ -8,7 +8,7 @@ slot's width are masked to zero (nascli/spaces/sisr/supernet.py), so a derived n
 
 Parameters per op (k the kernel size, bias included):
     conv_3x3, conv_5x5, dil_conv_3x3:   C_in C_out k^2 + C_out
-    sep_conv_3x3:                       C_in 9 + C_in (depthwise) + C_in C_out + C_out (pointwise)
+    sep_conv_3x3:                       C_in 9 (depthwise, no bias) + C_in C_out + C_out (pointwise)
     res_block_3x3:                      (C_in C_out 9 + C_out) + (C_out C_out 9 + C_out), plus the skip
     skip_connect, none:                 0
 """
@@ -51,20 +51,27 @@ def relu_conv(c_in: int, c_out: int, k: int, dilation: int = 1) -> nn.Sequential
 
 
 def sep_conv(c_in: int, c_out: int) -> nn.Sequential:
-    """ReLU, depthwise 3x3 conv, pointwise 1x1 conv (one separable block; DARTS stacks two with BN)."""
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in), nn.Conv2d(c_in, c_out, 1))
+    """ReLU, depthwise 3x3 conv (no bias, so channels that are zero stay zero), pointwise 1x1 conv (one
+    separable block; DARTS stacks two with BN)."""
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+                         nn.Conv2d(c_in, c_out, 1))
 
 
 class ResBlock(nn.Module):
-    """EDSR residual block without BN: conv(ReLU(conv(x))) + skip(x) (pre-activation on the first conv)."""
+    """EDSR residual block without BN: conv2(ReLU(conv1(x)) * m) + skip(x), m the slot's output channel mask
+    (the supernet passes it so the inner feature has the slot's width, as in the discrete op; m = 1 there)."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = ChannelSkip(c_in, c_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.skip(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        inner = torch.relu(self.conv1(x))
+        if mask is not None:
+            inner = inner * mask
+        return self.conv2(inner) + self.skip(x)
 
 
 #: op name -> factory (C_in, C_out) -> module; the order is the alpha column order
@@ -79,6 +86,8 @@ OPS: dict[str, Callable[[int, int], nn.Module]] = {
 }
 SISR_OPS: tuple[str, ...] = tuple(OPS)
 PARAMETER_FREE_OPS = frozenset({"skip_connect", "none"})
+#: ops whose inner feature takes the slot's output channel mask (``op(x, mask=m)``)
+MASKED_INNER_OPS = frozenset({"res_block_3x3"})
 
 
 def upsampler(channels: int, scale: int) -> nn.Sequential:

@@ -28,9 +28,9 @@ from torch import nn
 from nascli.errors import IncompatibleError, OptionError
 from nascli.spaces.base import Supernet
 from nascli.spaces.edge import CellEdges, EdgeParts, EdgeWeights, sum_edge_outputs
-from nascli.spaces.sisr.arch import WIDTH_CHOICES, network_candidates, width_channels
-from nascli.spaces.sisr.network import SRFrame
-from nascli.spaces.sisr.ops import OPS, upsampler
+from nascli.spaces.sisr.arch import WIDTH_CHOICES, SISRArch, network_candidates, width_channels
+from nascli.spaces.sisr.network import SISRNetwork, SRFrame
+from nascli.spaces.sisr.ops import MASKED_INNER_OPS, OPS, upsampler
 
 #: std of the level parameters that replace the mixer's placeholders (the DARTS alpha init, 1e-3 N(0, 1))
 LEVEL_INIT_SCALE = 1e-3
@@ -65,6 +65,7 @@ class SearchCell(nn.Module):
         super().__init__()
         self.edges = space.edges("cell")
         self.none_index = space.ops.index(space.none_op)
+        self.inner_masked = [o for o, op in enumerate(space.ops) if op in MASKED_INNER_OPS]
         self.slots = nn.ModuleList(nn.ModuleList(OPS[op](channels, channels) for op in space.ops)
                                    for _ in self.edges)
         self.parts = EdgeParts(edge_parts, CellEdges(tuple(self.edges), channels, lambda c, stride: nn.Identity()))
@@ -77,11 +78,17 @@ class SearchCell(nn.Module):
         h = x
         for k, edge in enumerate(self.edges):
             inp = self.parts.op_input(h)
-            terms = [w.weights[k, o] * self.slots[k][o](inp) for o in w.ops_of(k, self.none_index)]
+            mask = masks[k] if k < len(masks) else None
+            terms = [w.weights[k, o] * self.run_op(k, o, inp, mask) for o in w.ops_of(k, self.none_index)]
             mixed = sum_edge_outputs(terms, h.shape, h) if terms else None
             out = sum_edge_outputs([self.parts.finish(mixed, h, edge, w, tuple(h.shape))], tuple(h.shape), h)
-            h = out * masks[k] if k < len(masks) else out
+            h = out if mask is None else out * mask
         return x + self.res_scale * h
+
+    def run_op(self, slot: int, op: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is not None and op in self.inner_masked:
+            return self.slots[slot][op](x, mask=mask)
+        return self.slots[slot][op](x)
 
 
 class SISRSupernet(Supernet):
@@ -92,6 +99,8 @@ class SISRSupernet(Supernet):
         super().__init__()
         self.space = space
         self.frame = SRFrame(scale, in_channels, C, global_residual)
+        self.net_options = {"scale": scale, "in_channels": in_channels, "C": C, "res_scale": res_scale,
+                            "global_residual": global_residual}
         if isinstance(search_cells, bool) or not isinstance(search_cells, int) or search_cells < 0:
             raise OptionError(f"space sisr_trilevel search_cells={search_cells!r} is not a count >= 0")
         self.candidates = network_candidates(search_cells)
@@ -141,3 +150,29 @@ class SISRSupernet(Supernet):
         if body is None:
             body = self.ups[0](h) * 0.0
         return self.frame.finish(body, lr)
+
+    @torch.no_grad()
+    def inherited_network(self, arch: SISRArch) -> SISRNetwork:
+        """The discrete network of ``arch`` (same sizes) with the supernet's weights of its path: head, tail,
+        L_1..L_a, U_a, H_{a,1}..H_{a,b}, each slot's chosen op sliced to the arch's widths (first channels).
+        With one-hot weights at all levels the supernet computes exactly this network (one-phase search and
+        training: the searched supernet already holds the derived net's weights)."""
+        a, b = arch.lr_cells, arch.hr_cells
+        if (a, b) not in self.candidates:
+            raise IncompatibleError(f"arch {arch} is not a path of this supernet (candidates {self.candidates})")
+        net = SISRNetwork(arch, **self.net_options)
+        copy_sliced(self.frame, net.frame)
+        copy_sliced(self.ups[a], net.up)
+        sources = list(self.lr_cells[:a]) + list(self.hr_cells[a][:b])
+        for source, cell in zip(sources, list(net.lr_cells) + list(net.hr_cells)):
+            for k, op in enumerate(arch.ops):
+                copy_sliced(source.slots[k][self.space.ops.index(op)], cell.ops[k])
+        return net
+
+
+def copy_sliced(source: nn.Module, target: nn.Module) -> None:
+    """Copy every parameter of ``target`` from the same-named one of ``source``, cut to the target's shape
+    (the leading channels of every dimension)."""
+    params = dict(source.named_parameters())
+    for name, p in target.named_parameters():
+        p.copy_(params[name][tuple(slice(0, n) for n in p.shape)])
