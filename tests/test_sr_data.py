@@ -105,7 +105,7 @@ def test_div2k_max_train_keeps_the_first_images(tmp_path):
     train = reader("div2k", root=str(tmp_path), max_train=2).train()
     assert len(train) == 2 and torch.equal(train.hr[1], read_rgb(tmp_path / "DIV2K_train_HR" / "0002.png"))
     with pytest.raises(NasError, match=r"dataset.max_train must be a positive integer or null, got 0"):
-        reader("div2k", root=str(tmp_path), max_train=0).train()
+        reader("div2k", root=str(tmp_path), max_train=0)
 
 
 def test_benchmark_mod_crop_naming_and_choice(tmp_path):
@@ -120,7 +120,7 @@ def test_benchmark_mod_crop_naming_and_choice(tmp_path):
     assert torch.equal(test.lr[1], read_rgb(tmp_path / "benchmark" / "Set14" / "LR_bicubic" / "X3" / "zebrax3.png"))
     assert len(r.train()) == 2  # DIV2K train under <root>/DIV2K
     with pytest.raises(NasError, match=r"unknown dataset.benchmark 'Set6'; valid choices: Set5, Set14, B100, Urban100"):
-        reader("sr_benchmark", 3, root=str(tmp_path), benchmark="Set6").test()
+        reader("sr_benchmark", 3, root=str(tmp_path), benchmark="Set6")  # before any file is read
     with pytest.raises(DataMissingError, match=r"sr_benchmark: no images in benchmark/Set5/HR/ .*"
                                                r"<folder>/benchmark/Set5/LR_bicubic/X3/<name>x3.png"):
         reader("sr_benchmark", 3, root=str(tmp_path)).test()
@@ -164,11 +164,11 @@ def test_sr_photos_split_by_photo_and_tiles():
     assert torch.equal(train.lr[0], downscale_bicubic(astronaut, 2)[:, :60, :60])
     assert not any(torch.equal(test.hr[0][:, :120, :120], t) for t in train.hr)
     with pytest.raises(NasError, match=r"dataset.train_photos and dataset.test_photos share chelsea"):
-        reader("sr_photos", train_photos=["chelsea", "coffee"], test_photos=["chelsea"]).train()
+        reader("sr_photos", train_photos=["chelsea", "coffee"], test_photos=["chelsea"])
     with pytest.raises(NasError, match=r"unknown photo 'lena' in dataset.test_photos; valid choices: astronaut"):
-        reader("sr_photos", test_photos=["lena"]).test()
+        reader("sr_photos", test_photos=["lena"])
     with pytest.raises(NasError, match=r"dataset.tile=100 must be a positive multiple of the scale 3"):
-        reader("sr_photos", 3, tile=100).train()
+        reader("sr_photos", 3, tile=100)
 
 
 # ------------------------------------------------------------------------------------------- stream

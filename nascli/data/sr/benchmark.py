@@ -31,6 +31,12 @@ class SRBenchmark(SRDatasetReader):
 
     name = "sr_benchmark"
 
+    def __init__(self, cfg, scale: int):
+        super().__init__(cfg, scale)
+        self.benchmark()  # bad values fail before any file is read
+        limit(cfg, "max_train")
+        limit(cfg, "max_test")
+
     def benchmark(self) -> str:
         name = str(cfg_get(self.cfg, "benchmark", "Set5"))
         if name not in BENCHMARKS:

@@ -87,6 +87,11 @@ class DIV2K(SRDatasetReader):
 
     name = "div2k"
 
+    def __init__(self, cfg, scale: int):
+        super().__init__(cfg, scale)
+        limit(cfg, "max_train")  # bad values fail before any file is read
+        limit(cfg, "max_test")
+
     def _part(self, part: str, split: str, max_key: str) -> SRImages:
         base = find_base(self.cfg, self.name, part, self.scale, cache_dir(self.name))
         return load_folder(base, hr_folder(part), lr_folder(part), self.scale, split, limit(self.cfg, max_key))

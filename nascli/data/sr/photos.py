@@ -103,6 +103,11 @@ class SRPhotos(SRDatasetReader):
     train_default = ("astronaut", "coffee", "rocket", "immunohistochemistry")
     test_default = ("chelsea",)
 
+    def __init__(self, cfg: Any, scale: int):
+        super().__init__(cfg, scale)
+        self._splits()  # bad lists or tile fail before any photo is read
+        self._tile()
+
     def _tile(self) -> int | None:
         tile = cfg_get(self.cfg, "tile", None)
         if tile is None:
