@@ -239,6 +239,18 @@ def test_stream_determinism_and_bitwise_resume(tmp_path):
         SRPatchStream(images, 2, 6, 4, seed=0).load_state_dict(a.state_dict())
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stream_on_another_device_draws_the_same_patches():
+    """All randomness is on a CPU generator, so the same seed gives the same patches on any device."""
+    images, device = coordinate_pairs([(20, 30), (12, 16), (25, 14)], 2), "cuda"
+    cpu, dev = SRPatchStream(images, 2, 8, 4, seed=5), SRPatchStream(images.to(device), 2, 8, 4, seed=5)
+    for _ in range(3):
+        (a, b), (c, d) = cpu.next(), dev.next()
+        assert c.device.type == d.device.type == device
+        assert torch.equal(a, c.cpu()) and torch.equal(b, d.cpu())
+
+
 def test_stream_refuses_bad_inputs():
     images = coordinate_pairs([(20, 30), (9, 16)], 2)
     with pytest.raises(NasError, match=r"LR patch size 10 does not fit the smallest coords LR image \(16x9 pixels\)"):
