@@ -85,19 +85,25 @@ def test_div2k_missing_data_is_one_line_naming_the_folders(tmp_path, monkeypatch
 
 
 def test_div2k_local_zip_is_md5_checked_then_extracted(tmp_path, monkeypatch):
-    src = write_div2k_layout(tmp_path / "src", n_train=2, n_valid=1, lr=False)
+    src = write_div2k_layout(tmp_path / "src", n_train=2, n_valid=1)
     root = tmp_path / "root"
     root.mkdir()
     archive = root / "DIV2K_train_HR.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for p in sorted((src / "DIV2K_train_HR").iterdir()):
             zf.write(p, f"DIV2K_train_HR/{p.name}")
+    with zipfile.ZipFile(root / "DIV2K_train_LR_bicubic_X2.zip", "w") as zf:
+        for p in sorted((src / "DIV2K_train_LR_bicubic" / "X2").iterdir()):
+            zf.write(p, f"DIV2K_train_LR_bicubic/X2/{p.name}")
+    monkeypatch.setitem(div2k_module.MD5, "DIV2K_train_LR_bicubic_X2.zip",
+                        hashlib.md5((root / "DIV2K_train_LR_bicubic_X2.zip").read_bytes()).hexdigest())
     monkeypatch.setenv("NASCLI_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(DataMissingError, match=r"DIV2K_train_HR.zip has md5 [0-9a-f]{32}, expected bdc2d9338d4e"):
         reader("div2k", root=str(root)).train()
     monkeypatch.setitem(div2k_module.MD5, "DIV2K_train_HR.zip", hashlib.md5(archive.read_bytes()).hexdigest())
     train = reader("div2k", root=str(root)).train()
     assert len(train) == 2 and torch.equal(train.hr[1], read_rgb(src / "DIV2K_train_HR" / "0002.png"))
+    assert (root / "DIV2K_train_LR_bicubic" / "X2" / "0002x2.png").is_file()  # the LR zip beside it too
 
 
 def test_div2k_max_train_keeps_the_first_images(tmp_path):

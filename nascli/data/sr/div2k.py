@@ -66,8 +66,10 @@ def find_base(cfg, dataset: str, part: str, scale: int, default_dir: Path) -> Pa
         if has_images(d / hr):
             return d
     for d in dirs:
-        if (d / f"{hr}.zip").is_file():
-            fetch_release(releases(part, scale)[0], d)
+        if (d / f"{hr}.zip").is_file():  # the HR zip, and the scale's LR zip when it lies beside it
+            for release in releases(part, scale):
+                if (d / release.file).is_file():
+                    fetch_release(release, d)
             return d
     lr = lr_folder(part)
     if not cfg_get(cfg, "download", False):
