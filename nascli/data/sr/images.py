@@ -44,7 +44,8 @@ class SRImages:
             c, h, w = lr.shape
             s = hr.shape[1] // h if h else 0
             if s < 1 or tuple(hr.shape) != (c, h * s, w * s):
-                raise ValueError(f"{self.name}[{i}]: HR {tuple(hr.shape)} is not an integer upscaling of LR {tuple(lr.shape)}")
+                raise ValueError(f"{self.name}[{i}]: HR {tuple(hr.shape)} is not an integer upscaling of "
+                                 f"LR {tuple(lr.shape)}")
             factors.add(s)
         if len(factors) > 1:
             raise ValueError(f"{self.name}: pairs mix upscaling factors {sorted(factors)}")

@@ -64,6 +64,10 @@ def load_pairs(hr_paths: list[Path], lr_dir: Path | None, scale: int, name: str)
     stamps = []
     for hr in hr_paths:
         lr = lr_dir / lr_name(hr, scale) if use_lr else None
-        stamps.append((_stamp(hr), _stamp(lr) if lr is not None and lr.is_file() else
-                       (None if lr is None else (str(lr), -1, -1))))
+        stamps.append((_stamp(hr), None if lr is None else _lr_stamp(lr)))
     return _load(tuple(stamps), scale, name)
+
+
+def _lr_stamp(lr: Path) -> tuple[str, int, int]:
+    """Like :func:`_stamp`; a missing file gets a placeholder so :func:`_pair` names it in its error."""
+    return _stamp(lr) if lr.is_file() else (str(lr), -1, -1)

@@ -10,7 +10,8 @@ Each photo is mod-cropped to a multiple of the scale and downscaled whole by :fu
 Training photos are then cut into non-overlapping ``dataset.tile`` x ``dataset.tile`` HR tiles on a grid
 from the top-left corner (row-major, the remainder dropped) with the matching LR tiles, so the search
 split (:mod:`nascli.data.sr.reader`) has units to divide (the shipped config: 20 tiles of 192 px, which
-leave room for EDSR's 48 px LR patches even at x4); test photos stay whole. ``tile: null`` keeps training photos whole too.
+leave room for EDSR's 48 px LR patches even at x4); test photos stay whole. ``tile: null`` keeps training
+photos whole too.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ PHOTOS: dict[str, Photo] = {
     "coffee": Photo("coffee cup on wood, 600x400", "Pikolo Espresso Bar, photographer Rachel Michetti", "CC0"),
     "rocket": Photo("Falcon 9 launch of DSCOVR, 640x427", "SpaceX Photos (Flickr)", "public domain"),
     "immunohistochemistry": Photo("IHC-stained colonic glands, 512x512",
-                                  "Center for Microscopy And Molecular Imaging (CMMI)", "no known copyright restrictions"),
+                                  "Center for Microscopy And Molecular Imaging (CMMI)",
+                                  "no known copyright restrictions"),
     "hubble_deep_field": Photo("Hubble eXtreme Deep Field, 1000x872", "NASA HubbleSite", "public domain"),
     "retina": Photo("fundus photograph of a human retina, 1411x1411",
                     "Wikimedia Commons (Mikael Haggstrom)", "CC0"),
@@ -68,12 +70,13 @@ def _names(cfg: Any, key: str, default: tuple[str, ...]) -> list[str]:
     return names
 
 
-def tile_pairs(lr: torch.Tensor, hr: torch.Tensor, tile: int, scale: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def tile_pairs(lr: torch.Tensor, hr: torch.Tensor, tile: int,
+               scale: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Non-overlapping HR tiles of ``tile`` px (row-major grid from the top-left) and their LR tiles."""
     t = tile // scale
-    rows, cols = lr.shape[1] // t, lr.shape[2] // t
-    lrs = [lr[:, r * t:(r + 1) * t, c * t:(c + 1) * t].contiguous() for r in range(rows) for c in range(cols)]
-    hrs = [hr[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile].contiguous() for r in range(rows) for c in range(cols)]
+    cells = [(r, c) for r in range(lr.shape[1] // t) for c in range(lr.shape[2] // t)]
+    lrs = [lr[:, r * t:(r + 1) * t, c * t:(c + 1) * t].contiguous() for r, c in cells]
+    hrs = [hr[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile].contiguous() for r, c in cells]
     return lrs, hrs
 
 
