@@ -42,8 +42,16 @@ NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "r
                      "paper")  # a preset's record of the published row: says what to compare with, changes no run
 
 
+#: the ``task`` node of the default task as conf/task/classification.yaml composes it: not hashed, so every
+#: classification run keeps the directory it had before the task axis existed (any other task, or any
+#: option added to this one, is hashed)
+DEFAULT_TASK_NODE = {"name": "classification"}
+
+
 def semantic_config(cfg: DictConfig) -> dict[str, Any]:
     data = OmegaConf.to_container(cfg, resolve=True)
+    if data.get("task") == DEFAULT_TASK_NODE:
+        data.pop("task")
     for key in NON_SEMANTIC_KEYS:
         node = data
         *parents, leaf = key.split(".")

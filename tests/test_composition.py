@@ -24,13 +24,16 @@ from nascli.search.selection import SELECTIONS
 from nascli.spaces import space_names
 from helpers import compose_cfg
 
-METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+# task=super_resolution's method (sparsestmax over the sisr_trilevel levels): its own tests (test_sisr_space, test_task_*)
+SR_METHODS = {"trilevel_sr"}
+METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml") if p.stem not in SR_METHODS)
 OPTIMIZERS = SEARCH_OPTIMIZERS.names()
 SELECTIONS_ALL = SELECTIONS.names()
 # Pinned: the R-DARTS variants darts_s1..s4 have their own method matrix (tests/test_rdarts_spaces.py)
 SPACES = ["darts", "nb201"]
 OWN_MATRIX_SPACES = {"darts_s1", "darts_s2", "darts_s3", "darts_s4",
-                     "sharp_darts", "sharp_darts_choke", "sharper_darts"}  # sharpDARTS: tests/test_sharp_darts.py
+                     "sharp_darts", "sharp_darts_choke", "sharper_darts",  # sharpDARTS: tests/test_sharp_darts.py
+                     "sisr_trilevel"}  # a super-resolution space (task=super_resolution): tests/test_sisr_space.py, test_task_*
 
 TINY = {
     "nb201": ["space.supernet.C=4", "space.supernet.N=1"],

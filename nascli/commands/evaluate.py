@@ -18,6 +18,8 @@ from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
 from nascli.errors import NasError
 from nascli.spaces.lookup import load_arch
+from nascli.tasks import task_of
+from nascli.tasks.fit import check_fit
 
 
 def _arch_id(text: str, arch) -> str:
@@ -26,18 +28,18 @@ def _arch_id(text: str, arch) -> str:
     return text  # a published genotype name
 
 
-def build_network(cfg: DictConfig, space, arch, info):
-    """The discrete network: the space yaml's ``network`` options, the space's variant for the dataset,
-    and the auxiliary head only when the protocol weighs it."""
+def build_network(cfg: DictConfig, space, arch, info, task=None):
+    """The discrete network: the task's head (``num_classes=`` / ``scale=``), the space yaml's ``network``
+    options, the space's variant for the dataset, and the auxiliary head only when the protocol weighs it."""
     variants = {k: plain(v) for k, v in cfg.space.items() if k.endswith("_network")}
     net_cfg = space.network_config(dict(plain(cfg.space.get("network", {})) or {}), info.name, variants)
     if "auxiliary" in net_cfg:
         net_cfg["auxiliary"] = bool(net_cfg["auxiliary"]) and float(cfg.protocol.get("auxiliary_weight", 0)) > 0
-    return space.build_network(arch, info.num_classes, info.channels, **net_cfg)
+    head = (task or task_of(cfg)).head_kwargs(info)
+    return space.build_network(arch, **head, in_channels=info.channels, **net_cfg)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from nascli.data import dataset_info
     from nascli.profile import count_flops, count_parameters
 
     set_threads(cfg)
@@ -47,7 +49,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if space.name != cfg.space.name:  # `nas` composes the arch's space; a contradicting space= is the user's
         raise NasError(f"arch {cfg.arch} is an architecture of space {space.name}, but space={cfg.space.name} was "
                        f"given; drop space= (nas picks the arch's space) or pass space={space.name}")
-    info = dataset_info(cfg.dataset)
+    task = task_of(cfg)
+    check_fit(task, space, str(cfg.dataset.name))
+    info = task.dataset_info(cfg.dataset)
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
     main = distributed.is_main()  # under torchrun only rank 0 writes and prints
@@ -63,12 +67,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             from nascli.data.policy import load_policy
             policy = load_policy(str(cfg.policy))  # fail before anything is written
         seed_everything(int(cfg.seed))
-        model = build_network(cfg, space, arch, info)
+        model = build_network(cfg, space, arch, info, task)
         params = count_parameters(model)
-        flops = count_flops(model, (1, info.channels, info.image_size, info.image_size))
+        shape = task.input_shape(info)
+        flops = count_flops(model, shape)
         base = {"command": "evaluate", "run_dir": str(run.path), "arch": arch.to_string(), "space": space.name,
                 "dataset": str(cfg.dataset.name), "protocol": str(cfg.protocol.name), "seed": int(cfg.seed),
                 "params": int(params), "flops": int(flops), "policy": str(cfg.policy) if policy else None}
+        base.update(task.cost_fields(shape))
         if cfg.get("dry_run"):
             result = {"status": "dry_run", **base}
             if main:
@@ -76,19 +82,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 emit_result(result)
             return result
         try:
-            return _train(cfg, run, space, arch, model, info, base, policy)
+            return _train(cfg, task, run, space, arch, model, info, base, policy)
         finally:
             distributed.shutdown()
 
 
-def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], policy=None) -> dict[str, Any]:
-    from nascli.data import eval_splits
+def _train(cfg, task, run: RunDir, space, arch, model, info, base: dict[str, Any], policy=None) -> dict[str, Any]:
     from nascli.train import Protocol, train_network
 
     ctx, device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
     main = ctx.is_main
-    train_split, test_split, info = eval_splits(cfg.dataset)
-    if problem := space.input_size_problem(info.image_size):
+    train_split, test_split, info = task.eval_data(cfg.dataset)
+    if problem := space.input_size_problem(getattr(info, "image_size", None)):
         raise NasError(problem)
     protocol = Protocol.from_config(cfg.protocol)
     model = to_device(model, device)
@@ -122,12 +127,14 @@ def _train(cfg, run: RunDir, space, arch, model, info, base: dict[str, Any], pol
     from nascli.errors import DivergedError
     try:
         final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
-                              seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end, make_stream=make_stream)
+                              seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end,
+                              hooks=task.training(protocol, make_stream))
     except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
         if main:
             emit_result(run.record_divergence(exc, base))
         raise
-    result = {"status": "ok", **base, **{k: v for k, v in final.items()}, "world_size": ctx.world_size,
+    result = {"status": "ok", **base, **{k: v for k, v in final.items()},
+              **task.result_fields(model, test_split.to(device), info, device), "world_size": ctx.world_size,
               "benchmark": space.ground_truth(arch, str(cfg.dataset.name)),
               "test_split": test_split.name, "images": {"train": len(train_split), "test": len(test_split)}}
     if main:

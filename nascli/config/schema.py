@@ -60,6 +60,14 @@ DATASET: dict[str, Rule] = {
     "dataset.num_test": Int(low=1),
 }
 
+# The task node (conf/task/*.yaml, nascli/tasks): which task, and the super-resolution task's options.
+TASK: dict[str, Rule] = {
+    "task.name": Text(),
+    "task.scale": Int(low=2, high=4),  # x2, x3, x4
+    "task.patch_size": Int(low=1),
+    "task.eval_max_images": Int(low=1, nullable=True),
+}
+
 SEARCH: dict[str, Rule] = {
     "search.epochs": Int(low=1),
     "search.batch_size": Int(low=1),
@@ -109,6 +117,10 @@ PROTOCOL: dict[str, Rule] = {
     "protocol.drop_path_prob": Number(low=0, high=1, high_open=True),
     "protocol.label_smoothing": Number(low=0, high=1, high_open=True),
     "protocol.max_steps_per_epoch": Int(low=1, nullable=True),
+    "protocol.optimizer": Choice(choices=("sgd", "adam")),
+    "protocol.beta1": Number(low=0, high=1, high_open=True),
+    "protocol.beta2": Number(low=0, high=1, high_open=True),
+    "protocol.step_size": Int(low=1),
 }
 
 BENCHMARK: dict[str, Rule] = {
@@ -151,17 +163,17 @@ class Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
-        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER},
-        closed=("", "search", "diagnostics", "paper"), open=("method", "optimizer", "selection", "components"),
+        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK},
+        closed=("", "search", "diagnostics", "paper", "task"), open=("method", "optimizer", "selection", "components"),
         checks=("out_root",)),
     "derive": Schema(
         "derive", {"run": Text(nullable=True), **COMMON},
         closed=("",), open=("selection",), checks=("run_dir",)),
     "evaluate": Schema(
         "evaluate", {"arch": Text(nullable=True), "policy": Text(nullable=True), "dry_run": Flag(), **SEED,
-                     **COMMON, **SPACE, **DATASET, **PROTOCOL},
-        closed=("", "protocol"), checks=("out_root", "arch_file")),
+                     **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK},
+        closed=("", "protocol", "task"), checks=("out_root", "arch_file")),
     "benchmark": Schema(
-        "benchmark", {**BENCHMARK, **COMMON, **SPACE, **DATASET, **PROTOCOL},
-        closed=("", "baseline", "protocol"), open=("variants", "derive_overrides"), checks=("out_root",)),
+        "benchmark", {**BENCHMARK, **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK},
+        closed=("", "baseline", "protocol", "task"), open=("variants", "derive_overrides"), checks=("out_root",)),
 }

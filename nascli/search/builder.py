@@ -18,6 +18,7 @@ from nascli.plain import plain
 from nascli.errors import NasError
 from nascli.search.components import Component, build_components, component_specs
 from nascli.search.composition import Composition, check_search_config
+from nascli.search.diagnostics import HessianProbe
 from nascli.search.edge_parts import build_edge_parts
 from nascli.search.engine import SearchEngine
 from nascli.search.mixers import MIXERS
@@ -25,18 +26,21 @@ from nascli.search.optimizers.base import SearchOptimizer
 from nascli.search.options import construct
 from nascli.search.selection import SelectionContext
 from nascli.spaces import get_space
+from nascli.tasks import Task, task_of
 
 
 
-def build_supernet(cfg: DictConfig, space, num_classes: int, in_channels: int) -> torch.nn.Module:
-    """Mixer (``method.mixer``) + edge parts (``method.edge_parts``) + the space's supernet with
-    ``space.supernet`` sizes and ``method.supernet`` switches."""
+def build_supernet(cfg: DictConfig, space, head: dict[str, Any] | int, in_channels: int) -> torch.nn.Module:
+    """Mixer (``method.mixer``) + edge parts (``method.edge_parts``) + the space's supernet with the task's
+    ``head`` keywords (``Task.head_kwargs``: ``num_classes=`` / ``scale=``; a bare int is a classification
+    head's class count), ``space.supernet`` sizes and ``method.supernet`` switches."""
+    head = {"num_classes": head} if isinstance(head, int) else head
     mixer_cfg = dict(plain(cfg.method.mixer))
     name = mixer_cfg.pop("name")
     mixer = construct(MIXERS.get(name), mixer_cfg, "method.mixer", space)
     parts = build_edge_parts(plain(cfg.method.get("edge_parts")))
     options = {**dict(plain(cfg.space.get("supernet")) or {}), **dict(plain(cfg.method.get("supernet")) or {})}
-    return space.build_supernet(mixer, num_classes, in_channels, parts, **options)
+    return space.build_supernet(mixer, **head, in_channels=in_channels, edge_parts=parts, **options)
 
 
 def build_optimizer(cfg: DictConfig, supernet, device: torch.device) -> SearchOptimizer:
@@ -54,6 +58,7 @@ class SearchSetup:
     cfg: DictConfig
     device: torch.device
     composition: Composition
+    task: Task
     space: Any
     info: Any
     weights_split: Any
@@ -64,59 +69,55 @@ class SearchSetup:
     engine: SearchEngine
 
     def selection_context(self) -> SelectionContext:
-        """Fixed validation batches of the architecture split, for the selection criteria."""
-        from nascli.data import iterate_eval
-
+        """Fixed validation batches of the architecture split (the task's evaluation batches) and the task's
+        criterion, for the selection criteria."""
         batch_size = int(self.cfg.search.batch_size)
 
         def batches(n: int) -> list:
             out = []
-            for batch in iterate_eval(self.arch_split, self.info, batch_size):
+            for batch in self.task.eval_batches(self.arch_split, self.info, batch_size):
                 if len(out) >= n:
                     break
                 out.append(batch)
             return out
 
         return SelectionContext(self.supernet, self.space, batches, self.device,
-                                rule=str(self.cfg.method.get("derive_rule", "default")))
-
-
-def _concat(a, b):
-    from nascli.data import ImageSplit
-    return ImageSplit(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), f"{a.name}+{b.name}")
+                                rule=str(self.cfg.method.get("derive_rule", "default")),
+                                criterion=self.task.criterion)
 
 
 def build_search(cfg: DictConfig, device: torch.device, composition: Composition | None = None) -> SearchSetup:
     """Check the config (unless its ``composition`` is already checked), then build the whole search on
     ``device`` (seed the RNGs before calling)."""
-    from nascli.data import BatchStream, search_splits
-
     composition = composition or check_search_config(cfg)
+    task = task_of(cfg)
     space = get_space(str(cfg.space.name))
-    weights_split, arch_split, info = search_splits(cfg.dataset)
-    if problem := space.input_size_problem(info.image_size):
+    weights_split, arch_split, info = task.search_data(cfg.dataset)
+    if problem := space.input_size_problem(getattr(info, "image_size", None)):
         raise NasError(problem)
     uses_arch = composition.optimizer.uses_arch_batches
     if not uses_arch and composition.optimizer_options.get("data", "train") == "all":
-        weights_split = _concat(weights_split, arch_split)
+        weights_split = task.concat(weights_split, arch_split)
     weights_split, arch_split = weights_split.to(device), arch_split.to(device)
-    supernet = to_device(build_supernet(cfg, space, info.num_classes, info.channels), device)
+    supernet = to_device(build_supernet(cfg, space, task.head_kwargs(info), info.channels), device)
     optimizer = build_optimizer(cfg, supernet, device)
+    optimizer.use_criterion(task.criterion)  # the task's loss and batch score (nascli/tasks)
     components = build_components(component_specs(cfg), supernet, optimizer)
     s = cfg.search
     bs, cutout = int(s.batch_size), int(s.get("cutout", 0))
-    train_stream = BatchStream(weights_split, info, bs, seed=int(cfg.seed), train_aug=True, cutout=cutout)
+    train_stream = task.search_stream(weights_split, info, bs, seed=int(cfg.seed), cutout=cutout)
     arch_stream = None
     if uses_arch:
-        arch_stream = BatchStream(arch_split, info, bs, seed=int(cfg.seed) + 1, train_aug=True, cutout=cutout,
-                                  mode=str(s.val_sampling))
+        arch_stream = task.search_stream(arch_split, info, bs, seed=int(cfg.seed) + 1, cutout=cutout,
+                                         mode=str(s.val_sampling))
     steps = train_stream.batches_per_pass()
     if s.get("max_steps_per_epoch"):
         steps = min(steps, int(s.max_steps_per_epoch))
     hessian_method = str((cfg.get("diagnostics") or {}).get("hessian_method", "auto"))
     engine = SearchEngine(supernet, optimizer, components, train_stream, arch_stream, int(s.epochs), steps,
                           hessian_method=hessian_method)
-    return SearchSetup(cfg, device, composition, space, info, weights_split, arch_split, supernet, optimizer,
+    engine.hessian_probe = HessianProbe(hessian_method, loss_fn=task.criterion.loss)  # L_val = the task's loss
+    return SearchSetup(cfg, device, composition, task, space, info, weights_split, arch_split, supernet, optimizer,
                        components, engine)
 
 

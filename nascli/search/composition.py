@@ -40,9 +40,44 @@ class Composition:
     edge_parts: tuple[tuple[str, dict[str, Any]], ...] = ()
     supernet_options: dict[str, Any] = field(default_factory=dict)
     flow: tuple[str, dict[str, Any]] | None = None  # method.flow: a search flow of its own (GM-NAS), or None
+    task: Any = None  # the config's Task (nascli/tasks); None: classification
+    dataset: str = ""  # dataset.name
 
 
 COMPOSITION_RULES: Registry[Callable[[Composition], str | None]] = Registry("composition rule")
+
+
+@COMPOSITION_RULES.register("task_space")
+def _space_serves_the_task(c: Composition) -> str | None:
+    """The space builds networks for the config's task (``SearchSpace.tasks``)."""
+    from nascli.tasks.fit import space_problem
+    return space_problem(c.task, c.space) if c.task is not None else None
+
+
+@COMPOSITION_RULES.register("task_dataset")
+def _dataset_serves_the_task(c: Composition) -> str | None:
+    """The dataset is one of the task's readers."""
+    from nascli.tasks.fit import dataset_problem
+    return dataset_problem(c.task, c.dataset) if c.task is not None and c.dataset else None
+
+
+@COMPOSITION_RULES.register("task_selection")
+def _selection_serves_the_task(c: Composition) -> str | None:
+    """A task may support only some selection criteria (``Task.selections``; None = every one)."""
+    allowed = getattr(c.task, "selections", None)
+    if allowed is None or c.selection in allowed:
+        return None
+    return (f"selection={c.selection} cannot derive a task={c.task.name} search ({c.task.selections_why}); "
+            f"valid choices: {', '.join(allowed)}")
+
+
+@COMPOSITION_RULES.register("task_flow")
+def _flow_is_classification_only(c: Composition) -> str | None:
+    """A method's own search flow (GM-NAS) scores its leaves by classification accuracy."""
+    if c.flow is None or c.task is None or c.task.name == "classification":
+        return None
+    return (f"method {c.method} runs its own search flow ({c.flow[0]}), which scores supernets by classification "
+            f"accuracy; task={c.task.name} needs a method without one")
 
 
 @COMPOSITION_RULES.register("validation_loss")
@@ -312,8 +347,8 @@ def composition(cfg: DictConfig) -> Composition:
         check_options(opts, accepted_options(cls), f"method.components[{name}]")
         components.append((name, cls, opts))
     supernet_opts = {**dict(plain(cfg.space.get("supernet")) or {}), **dict(plain(cfg.method.get("supernet")) or {})}
-    check_options(supernet_opts, accepted_options(space.build_supernet, skip=("mixer", "num_classes", "in_channels",
-                                                                               "edge_parts")),
+    check_options(supernet_opts, accepted_options(space.build_supernet, skip=("mixer", "num_classes", "scale",
+                                                                               "in_channels", "edge_parts")),
                   f"{space.name} supernet (space.supernet / method.supernet)")
     opt_name, opt_opts = _named(cfg.optimizer, "optimizer")
     optimizer = SEARCH_OPTIMIZERS.get(opt_name)
@@ -326,9 +361,12 @@ def composition(cfg: DictConfig) -> Composition:
         flow = _named(cfg.method.flow, "method.flow")
         check_options(flow[1], accepted_options(FLOWS.get(flow[0])), "method.flow")
         FLOWS.get(flow[0])(**flow[1])  # bad option values: one-line OptionError now, before anything is built
+    from nascli.tasks import task_of
+    dataset = cfg.get("dataset")
     return Composition(str(cfg.method.name), space, mixer, mixer_name, mixer_opts, optimizer,
                        opt_name, opt_opts, tuple(components), sel_name, int(cfg.search.epochs),
-                       tuple(edge_parts), supernet_opts, flow)
+                       tuple(edge_parts), supernet_opts, flow, task_of(cfg),
+                       str(dataset.get("name", "")) if dataset is not None else "")
 
 
 def check_search_config(cfg: DictConfig) -> Composition:

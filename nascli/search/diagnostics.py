@@ -41,6 +41,13 @@ HESSIAN_METHODS = ("exact", "power", "lanczos", "auto")
 AUTO_EXACT_MAX = 64
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
+#: (output, target) -> scalar loss: the task's search loss (nascli/tasks); cross-entropy by default
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Classification's L_val: CE on float32 (float64 outputs stay float64)."""
+    return F.cross_entropy(output if output.dtype == torch.float64 else output.float(), target)
 
 
 def alpha_entropy(probs: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -57,17 +64,17 @@ def _rng_preserved(device: torch.device) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def arch_gradient(supernet, batch) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
-    """(arch parameters, flattened dL_val/dalpha with its graph kept) for ``batch``; the supernet's buffers
-    and the global RNGs are restored when the block ends."""
+def arch_gradient(supernet, batch, loss_fn: LossFn = cross_entropy) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
+    """(arch parameters, flattened dL_val/dalpha with its graph kept) for ``batch``, L_val = ``loss_fn`` (the
+    task's loss); the supernet's buffers and the global RNGs are restored when the block ends."""
     params = list(supernet.arch_parameters())
     x, y = batch
     buffers = list(supernet.buffers())
     saved = [b.detach().clone() for b in buffers]
     try:
         with _rng_preserved(x.device), frozen(supernet.weight_parameters()):
-            logits = supernet(x)
-            loss = F.cross_entropy(logits if logits.dtype == torch.float64 else logits.float(), y)
+            out = supernet(x)
+            loss = loss_fn(out if out.dtype == torch.float64 else out.float(), y)
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
             yield params, torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                                      for g, p in zip(grads, params)])
@@ -91,10 +98,10 @@ def hvp_operator(params: list[torch.Tensor], flat_grad: torch.Tensor, weight_dec
     return matvec
 
 
-def arch_hessian(supernet, batch, arch_weight_decay: float = 0.0) -> torch.Tensor:
-    """Exact Hessian (float64, symmetrised) of L_val = CE(supernet(x), y) w.r.t. the flattened
-    architecture parameters, plus ``arch_weight_decay * I``."""
-    with arch_gradient(supernet, batch) as (params, flat):
+def arch_hessian(supernet, batch, arch_weight_decay: float = 0.0, loss_fn: LossFn = cross_entropy) -> torch.Tensor:
+    """Exact Hessian (float64, symmetrised) of L_val = loss_fn(supernet(x), y) (CE by default) w.r.t. the
+    flattened architecture parameters, plus ``arch_weight_decay * I``."""
+    with arch_gradient(supernet, batch, loss_fn) as (params, flat):
         rows = []
         for k in range(flat.numel()):
             if not flat[k].requires_grad:  # constant gradient entry: its Hessian row is zero
@@ -193,15 +200,16 @@ def resolve_method(method: str, n: int) -> str:
 
 
 def dominant_eigenvalue(supernet, batch, arch_weight_decay: float = 0.0, method: str = "exact", *,
-                        tol: float = 1e-4, max_iter: int | None = None) -> float:
-    """lambda_max of d^2 L_val / d alpha^2 + wd I on ``batch`` by ``method`` (module docstring); ``max_iter``
-    bounds the Hessian-vector products (default 500 for power, 100 for Lanczos)."""
+                        tol: float = 1e-4, max_iter: int | None = None, loss_fn: LossFn = cross_entropy) -> float:
+    """lambda_max of d^2 L_val / d alpha^2 + wd I on ``batch`` by ``method`` (module docstring), L_val =
+    ``loss_fn`` (the task's loss); ``max_iter`` bounds the Hessian-vector products (default 500 for power,
+    100 for Lanczos)."""
     n = sum(p.numel() for p in supernet.arch_parameters())
     method = resolve_method(method, n)
     if method == "exact":
-        return float(torch.linalg.eigvalsh(arch_hessian(supernet, batch, arch_weight_decay)).max())
+        return float(torch.linalg.eigvalsh(arch_hessian(supernet, batch, arch_weight_decay, loss_fn)).max())
     limit = max_iter if max_iter is not None else (500 if method == "power" else 100)
-    with arch_gradient(supernet, batch) as (params, flat):
+    with arch_gradient(supernet, batch, loss_fn) as (params, flat):
         value, _ = _solve(method, hvp_operator(params, flat, arch_weight_decay), n, flat.device, tol, limit)
     return value
 
@@ -210,9 +218,9 @@ class HessianProbe:
     """The dominant-eigenvalue diagnostic with its settings: ``probe(supernet, batch, wd) -> lambda_max``.
     The search engine holds one (``diagnostics.hessian_method``); a test may hand it another callable."""
 
-    def __init__(self, method: str = "auto", tol: float = 1e-4):
+    def __init__(self, method: str = "auto", tol: float = 1e-4, loss_fn: LossFn = cross_entropy):
         resolve_method(method, 0)  # validate the name
-        self.method, self.tol = method, tol
+        self.method, self.tol, self.loss_fn = method, tol, loss_fn
 
     def __call__(self, supernet, batch, arch_weight_decay: float) -> float:
-        return dominant_eigenvalue(supernet, batch, arch_weight_decay, self.method, tol=self.tol)
+        return dominant_eigenvalue(supernet, batch, arch_weight_decay, self.method, tol=self.tol, loss_fn=self.loss_fn)

@@ -57,6 +57,9 @@ class SearchSpace(ABC):
     #: names of the ops without parameters (skip, none, pooling, ...): the collapse reading of
     #: nascli/spaces/param_free.py counts them in a derived arch
     parameter_free_ops: frozenset[str] = frozenset()
+    #: the tasks (nascli/tasks, ``task=``) whose networks the space builds; its heads take that task's
+    #: ``head_kwargs`` (classification: ``num_classes=``)
+    tasks: tuple[str, ...] = ("classification",)
 
     @abstractmethod
     def edges(self, cell_type: str) -> list[Edge]:

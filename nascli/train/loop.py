@@ -30,14 +30,12 @@ reports the global figures. ``protocol.batch_size`` stays the global batch. The 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nascli import distributed
@@ -46,6 +44,8 @@ from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
+from nascli.train.hooks import (ClassificationHooks, TrainingHooks, accuracy_of, autocast_for, compute_loss,
+                                count_correct, prepare_input)
 from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
 
 STATE_FORMAT = TRAIN_FORMAT
@@ -53,75 +53,23 @@ STATE_FORMAT = TRAIN_FORMAT
 EpochCallback = Callable[[int, dict[str, Any], dict[str, Any]], None]
 
 
-def compute_loss(
-    output: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-    target: torch.Tensor,
-    auxiliary_weight: float = 0.0,
-    label_smoothing: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training objective and the main logits.
-
-    ``output`` is ``logits`` or ``(logits, aux_logits)``. The loss is
-    ``CE_s(logits, y) + auxiliary_weight * CE_s(aux_logits, y)`` where ``CE_s`` is cross-entropy with
-    label smoothing ``s`` (both heads use the same criterion, as DARTS's ImageNet script does,
-    METHODS.md 0.2/0.3); the auxiliary term is dropped when the weight is 0 or there is no aux output.
-    The loss is computed in float32 whatever the autocast dtype of the logits.
-    """
-    logits, aux = (output[0], output[1]) if isinstance(output, (tuple, list)) else (output, None)
-    loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
-    if aux is not None and auxiliary_weight > 0:
-        loss = loss + auxiliary_weight * F.cross_entropy(aux.float(), target, label_smoothing=label_smoothing)
-    return loss, logits
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
-
-
-@torch.no_grad()
-def _count_correct(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                   device: torch.device) -> torch.Tensor:
-    """int64 ``[correct top-1 predictions, examples]`` over ``batches`` in eval mode, on ``device``."""
-    model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    total = 0
-    for x, y in batches:
-        y = y.to(device, non_blocking=True)
-        with _autocast(device):
-            output = model(_prepare_input(x, device))
-        logits = output[0] if isinstance(output, (tuple, list)) else output
-        correct += (logits.argmax(dim=1) == y).sum()
-        total += int(y.shape[0])
-    return torch.stack([correct, torch.tensor(total, dtype=torch.int64, device=device)])
-
-
-def _accuracy(counts: torch.Tensor) -> float:
-    correct, total = (int(v) for v in counts.tolist())
-    return 100.0 * correct / total if total else float("nan")
-
-
 def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                       device: torch.device | str) -> float:
     """Top-1 accuracy in percent over ``batches`` in eval mode (NaN for an empty iterable)."""
-    return _accuracy(_count_correct(model, batches, torch.device(device)))
+    return accuracy_of(count_correct(model, batches, torch.device(device)))
 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any, steps: int,
-                 protocol: Protocol, device: torch.device, epoch: int = 0) -> tuple[float, float]:
-    """``steps`` optimizer steps; returns (mean training loss, top-1 train accuracy in percent).
+                 protocol: Protocol, device: torch.device, epoch: int = 0,
+                 hooks: TrainingHooks | None = None) -> tuple[float, float]:
+    """``steps`` optimizer steps; returns (mean training loss, the task's training score: top-1 train
+    accuracy in percent for classification, NaN for a task without one).
     Raises :class:`DivergedError` (``epoch``, first bad step) when a loss is not finite."""
     ctx = distributed.current()
     # Under DDP a rank must not stop alone mid-epoch (the others would wait in the gradient all-reduce).
     watch = NonFiniteWatch(device, check_every_step=device.type == "cpu" and not ctx.distributed)
     watch.start(epoch, 0)
+    hooks = hooks or ClassificationHooks(protocol.auxiliary_weight, protocol.label_smoothing)
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -130,9 +78,9 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
     for _ in range(steps):
         x, y = stream.next()
         y = y.to(device, non_blocking=True)
-        with _autocast(device):
-            output = model(_prepare_input(x, device))
-        loss, logits = compute_loss(output, y, protocol.auxiliary_weight, protocol.label_smoothing)
+        with autocast_for(device):
+            output = model(prepare_input(x, device))
+        loss, main = hooks.loss(output, y)
         watch.observe(loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -141,13 +89,17 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
         optimizer.step()
         n = int(y.shape[0])
         loss_sum += loss.detach().double() * n
-        correct += (logits.detach().argmax(dim=1) == y).sum()
+        score = hooks.train_score_sum(main, y)
+        if score is not None:
+            correct += score
         seen += n
     # Sums over all ranks (a no-op in one process); one host sync per epoch.
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
     loss_total, correct_total, seen_total = distributed.all_reduce_sum(totals).tolist()
     if not math.isfinite(loss_total):  # the same on every rank: all stop here together
         _raise_first_bad_step(watch, steps, device, ctx)
+    if hooks.train_score is None:
+        return loss_total / max(seen_total, 1), float("nan")
     return loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1)
 
 
@@ -168,16 +120,20 @@ def _raise_first_bad_step(watch: NonFiniteWatch, steps: int, device: torch.devic
     raise DivergedError(watch.epoch, min(first, steps - 1))
 
 
-def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) -> torch.optim.SGD:
-    """SGD per the protocol (fused kernels on CUDA); the lr is overwritten at every epoch start."""
-    return torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=protocol.lr,
-        momentum=protocol.momentum,
-        nesterov=protocol.nesterov,
-        weight_decay=protocol.weight_decay,
-        fused=True if device.type == "cuda" else None,
-    )
+#: ``protocol.optimizer`` -> torch optimizer over (params, protocol, fused)
+_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, p, fused: torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov,
+                                                    weight_decay=p.weight_decay, fused=fused),
+    "adam": lambda params, p, fused: torch.optim.Adam(params, lr=p.lr, betas=(p.beta1, p.beta2), eps=1e-8,
+                                                      weight_decay=p.weight_decay, fused=fused),
+}
+
+
+def _make_optimizer(model: nn.Module, protocol: Protocol, device: torch.device) -> torch.optim.Optimizer:
+    """``protocol.optimizer``: SGD (momentum, Nesterov, weight decay) or Adam (betas, eps 1e-8, weight
+    decay), fused kernels on CUDA; the lr is overwritten at every epoch start."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return _OPTIMIZERS[protocol.optimizer](params, protocol, True if device.type == "cuda" else None)
 
 
 def _on_device(split: Any, device: torch.device) -> Any:
@@ -196,13 +152,14 @@ def _data_parallel(model: nn.Module, device: torch.device, ctx: distributed.Dist
                                    static_graph=True)
 
 
-def _final(metrics: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
-    return {
-        "test_acc": metrics["test_acc"],
-        "train_loss": metrics["train_loss"],
-        "train_acc": metrics["train_acc"],
-        "epochs": protocol.epochs,
-    }
+_NOT_FINAL = ("epoch", "lr", "drop_path_prob", "train_loss", "steps", "wall_s", "peak_memory_bytes")
+
+
+def _final(metrics: dict[str, Any], protocol: Protocol, hooks: TrainingHooks) -> dict[str, Any]:
+    """The last epoch's test metrics, training loss and training score, and the epoch count."""
+    test = {k: v for k, v in metrics.items() if k not in _NOT_FINAL and k != hooks.train_score}
+    score = {hooks.train_score: metrics[hooks.train_score]} if hooks.train_score else {}
+    return {**test, "train_loss": metrics["train_loss"], **score, "epochs": protocol.epochs}
 
 
 def train_network(
@@ -218,6 +175,7 @@ def train_network(
     on_epoch_end: EpochCallback | None = None,
     make_stream: Callable[..., Any] | None = None,
     iterate_test: Callable[..., Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    hooks: TrainingHooks | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` from scratch (or from ``state``) under ``protocol``; see the module docstring.
 
@@ -235,28 +193,29 @@ def train_network(
             model, optimizer, stream, rng and metrics. The state's tensors are the live
             ones: save it (e.g. ``torch.save`` to a temp file + rename) before returning.
         make_stream, iterate_test: data hooks, defaulting to ``nascli.data.BatchStream`` and
-            ``nascli.data.iterate_eval`` (same signatures); tests pass tiny stand-ins.
+            ``nascli.data.iterate_eval`` (same signatures); tests pass tiny stand-ins. Used by the
+            default (classification) hooks only.
+        hooks: the task's objective, stream and test metrics (:mod:`nascli.train.hooks`); default:
+            :class:`~nascli.train.hooks.ClassificationHooks` under ``protocol``'s auxiliary weight and label
+            smoothing.
 
     Returns:
         ``{'test_acc', 'train_loss', 'train_acc', 'epochs'}`` of the last epoch.
     """
     ctx = distributed.current()
-    if make_stream is None or iterate_test is None:
-        from nascli.data import BatchStream, iterate_eval
-
-        make_stream = make_stream or (distributed.sharded_stream_factory(ctx) if ctx.distributed else BatchStream)
-        iterate_test = iterate_test or iterate_eval
+    hooks = hooks or ClassificationHooks(protocol.auxiliary_weight, protocol.label_smoothing, make_stream,
+                                         iterate_test)
     device = torch.device(device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     train_split, test_split = _on_device(train_split, device), _on_device(test_split, device)
     if ctx.distributed:
-        test_split = distributed.shard_split(test_split, ctx.rank, ctx.world_size)
+        test_split = hooks.shard_test(test_split, ctx.rank, ctx.world_size)
     optimizer = _make_optimizer(model, protocol, device)
     if state is None:
         seed_everything(seed)
-    stream = make_stream(train_split, info, protocol.batch_size, seed=seed, train_aug=True, cutout=protocol.cutout)
+    stream = hooks.make_stream(train_split, info, protocol.batch_size, seed=seed, cutout=protocol.cutout)
 
     start, metrics = 0, None
     if state is not None:
@@ -285,17 +244,16 @@ def train_network(
         drop_path = drop_path_at_epoch(protocol, epoch)
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = drop_path
-        train_loss, train_acc = _train_epoch(net, optimizer, stream, steps, protocol, device, epoch)
+        train_loss, train_score = _train_epoch(net, optimizer, stream, steps, protocol, device, epoch, hooks)
         distributed.broadcast_buffers(model)  # evaluate (and save) rank 0's BatchNorm statistics everywhere
-        counts = _count_correct(model, iterate_test(test_split, info, protocol.batch_size), device)
-        test_acc = _accuracy(distributed.all_reduce_sum(counts))
+        test = hooks.test_metrics(model, test_split, info, protocol.batch_size, device)
         metrics = {
             "epoch": epoch,
             "lr": lr,
             "drop_path_prob": drop_path,
             "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_acc": test_acc,
+            **({hooks.train_score: train_score} if hooks.train_score else {}),
+            **test,
             "steps": steps,
             "wall_s": time.perf_counter() - began,
             "peak_memory_bytes": peak_memory_bytes(device),
@@ -318,4 +276,4 @@ def train_network(
 
     if metrics is None:
         raise CheckpointError("training state holds no metrics for its finished epochs")
-    return _final(metrics, protocol)
+    return _final(metrics, protocol, hooks)

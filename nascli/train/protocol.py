@@ -5,7 +5,8 @@ epoch, so resuming needs no scheduler state.
 
 * cosine (METHODS.md 0.2, 0.5 and 11.9; quark0 steps ``CosineAnnealingLR`` at epoch start):
   ``lr_e = lr_min + (lr - lr_min) * (1 + cos(pi * e / E)) / 2`` for e = 0..E-1.
-* step (METHODS.md 0.3; ``StepLR(step_size=1 epoch, gamma)``): ``lr_e = lr * gamma ** e``.
+* step (METHODS.md 0.3; ``StepLR(step_size, gamma)``): ``lr_e = lr * gamma ** floor(e / step_size)``
+  (``step_size`` = 1 epoch unless set: EDSR halves every 200 epochs of 1000 updates).
 * warm-up (PC-DARTS ImageNet, METHODS.md 0.3): for e < W, ``lr_e = lr * (e + 1) / W``; from epoch W on
   the schedule above, evaluated at the unshifted epoch e.
 * drop-path (METHODS.md 0.2): ``p_e = drop_path_prob * e / E``.
@@ -22,6 +23,9 @@ from typing import Any
 from nascli.errors import NasError
 
 SCHEDULES = ("cosine", "step")
+#: ``protocol.optimizer``: SGD (momentum, nesterov, weight decay) or Adam (beta1, beta2, eps 1e-8, weight decay;
+#: EDSR's optimizer, Lim et al. 2017 sec. 4.2)
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Protocol:
     drop_path_prob: float = 0.0
     label_smoothing: float = 0.0
     max_steps_per_epoch: int | None = None
+    optimizer: str = "sgd"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    step_size: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +80,12 @@ class Protocol:
             problems.append(f"nesterov with momentum {self.momentum!r} (Nesterov needs momentum > 0)")
         if self.cutout < 0:
             problems.append(f"cutout {self.cutout!r} (need >= 0)")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} (valid: {', '.join(OPTIMIZERS)})")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            problems.append(f"beta1/beta2 {self.beta1!r}/{self.beta2!r} (need 0 <= beta < 1)")
+        if self.step_size < 1:
+            problems.append(f"step_size {self.step_size!r} (need >= 1 epoch)")
         if problems:
             raise NasError(f"protocol {self.name!r}: bad " + "; bad ".join(problems))
 
@@ -105,16 +119,24 @@ class Protocol:
         return cls.from_cfg(node)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-data form (for config.yaml, metrics and checkpoints)."""
-        return dataclasses.asdict(self)
+        """Plain-data form (for config.yaml, metrics and checkpoints). The optimizer keys added with Adam
+        (:data:`OPTIMIZER_DEFAULTS`) appear only when they differ from SGD's defaults, so a classification
+        protocol reads as it did before them (its checkpoints still resume)."""
+        data = dataclasses.asdict(self)
+        for key, value in OPTIMIZER_DEFAULTS.items():
+            if data[key] == value:
+                del data[key]
+        return data
 
 
-_INT_FIELDS = ("epochs", "batch_size", "warmup_epochs", "cutout", "max_steps_per_epoch")
+OPTIMIZER_DEFAULTS = {"optimizer": "sgd", "beta1": 0.9, "beta2": 0.999, "step_size": 1}
+_INT_FIELDS = ("epochs", "batch_size", "warmup_epochs", "cutout", "max_steps_per_epoch", "step_size")
 _FLOAT_FIELDS = ("lr", "lr_min", "momentum", "weight_decay", "step_gamma", "grad_clip", "auxiliary_weight",
-                 "drop_path_prob", "label_smoothing")
+                 "drop_path_prob", "label_smoothing", "beta1", "beta2")
 _COERCE: dict[str, Any] = {
     "name": str,
     "schedule": str,
+    "optimizer": str,
     "nesterov": lambda v: v.strip().lower() in ("1", "true", "yes", "on") if isinstance(v, str) else bool(v),
     **{k: int for k in _INT_FIELDS},
     **{k: float for k in _FLOAT_FIELDS},
@@ -136,7 +158,7 @@ def lr_at_epoch(protocol: Protocol, epoch: int) -> float:
     if protocol.schedule == "cosine":
         return protocol.lr_min + (protocol.lr - protocol.lr_min) * (1.0 + math.cos(math.pi * e / total)) / 2.0
     assert protocol.step_gamma is not None  # validated in Protocol.__post_init__
-    return protocol.lr * protocol.step_gamma**e
+    return protocol.lr * protocol.step_gamma ** (e // protocol.step_size)
 
 
 def drop_path_at_epoch(protocol: Protocol, epoch: int) -> float:

@@ -14,12 +14,13 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nascli.device import autocast, frozen
 from nascli.errors import OptionError
 from nascli.search.composition import COMPOSITION_RULES
 from nascli.registry import Registry
+from nascli.tasks.base import Criterion
+from nascli.tasks.classification import CROSS_ENTROPY
 
 SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
 
@@ -93,17 +94,18 @@ LR_SCHEDULES = {
 
 
 class StepStats:
-    """Running sums of loss/accuracy kept on the device (no host sync inside a step); counts are
-    host integers. Read only at log points."""
+    """Running sums of loss and the task's batch score (accuracy for classification) kept on the device
+    (no host sync inside a step); counts are host integers. Read only at log points."""
 
-    def __init__(self):
+    def __init__(self, criterion: Criterion = CROSS_ENTROPY):
+        self.criterion = criterion
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, prefix: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
         n = y.shape[0]
         for key, val in ((f"{prefix}_loss", loss.detach().float() * n),
-                         (f"{prefix}_correct", (logits.detach().argmax(1) == y).sum().float())):
+                         (f"{prefix}_{self.criterion.sum_key}", self.criterion.score_sum(logits, y))):
             self.sums[key] = self.sums[key] + val if key in self.sums else val
         self.counts[prefix] = self.counts.get(prefix, 0) + n
 
@@ -111,7 +113,8 @@ class StepStats:
         out = {}
         for prefix, n in sorted(self.counts.items()):
             out[f"{prefix}_loss"] = float(self.sums[f"{prefix}_loss"]) / n
-            out[f"{prefix}_acc"] = 100.0 * float(self.sums[f"{prefix}_correct"]) / n
+            c = self.criterion
+            out[f"{prefix}_{c.score_name}"] = c.score_scale * float(self.sums[f"{prefix}_{c.sum_key}"]) / n
         return out
 
     def state_dict(self) -> dict:
@@ -198,8 +201,26 @@ class SearchOptimizer(ABC):
                                      weight_decay=weight_decay)
         self.a_opt = torch.optim.Adam(self.arch, lr=arch_lr, betas=tuple(arch_betas), weight_decay=arch_weight_decay)
         self.arch_enabled = True
-        self.stats = StepStats()
+        #: the task's per-batch loss and score (nascli/tasks); the search builder sets it, see :meth:`use_criterion`
+        self.criterion: Criterion = CROSS_ENTROPY
+        self.stats = StepStats(self.criterion)
         self.hooks: list[StepHooks] = []
+
+    def use_criterion(self, criterion: Criterion) -> None:
+        """Train and score with the task's ``criterion`` (set once by the builder, before the first step)."""
+        self.criterion = criterion
+        self.stats = StepStats(criterion)
+
+    @property
+    def stats(self) -> StepStats:
+        """The step statistics; a fresh :class:`StepStats` assigned here (the engine's per-epoch reset) scores
+        with this optimizer's :attr:`criterion`."""
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: StepStats) -> None:
+        value.criterion = self.criterion
+        self._stats = value
 
     def attach(self, hooks: StepHooks) -> None:
         """Register a component's step hooks (called in attachment order)."""
@@ -220,13 +241,13 @@ class SearchOptimizer(ABC):
 
     # ------------------------------------------------------------------ pieces
     def loss(self, batch: Batch, prefix: str | None = None, *, full_precision: bool = False) -> torch.Tensor:
-        """Cross-entropy of the supernet on ``batch``; a ``prefix`` (``train``/``val``) reports it to the step
+        """The task's loss (:attr:`criterion`; cross-entropy for classification) of the supernet on ``batch``; a ``prefix`` (``train``/``val``) reports it to the step
         statistics and the ``on_loss`` hooks. ``full_precision`` runs without autocast (fp32). A ``val`` loss
         (the architecture objective) also carries the hooks' ``arch_loss_term()`` (not in the statistics)."""
         x, y = batch
         with contextlib.nullcontext() if full_precision else autocast(self.device):
             logits = self.net(x)
-            loss = F.cross_entropy(upcast(logits), y)
+            loss = self.criterion.loss(upcast(logits), y)
         if prefix:
             self.stats.add(prefix, logits, y, loss)
             for h in self.hooks:

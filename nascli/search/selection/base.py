@@ -14,13 +14,15 @@ from nascli.spaces.base import Arch
 
 @dataclass
 class SelectionContext:
-    """What a criterion may use. ``batches`` yields (x, y) validation batches on the device."""
+    """What a criterion may use. ``batches`` yields (x, y) validation batches on the device; ``criterion`` is
+    the task's loss and score (nascli/tasks; None: classification's cross-entropy)."""
 
     supernet: Any
     space: Any
     batches: Callable[[int], list] | None = None  # n -> list of n fixed validation batches
     device: Any = None
     rule: str = "default"
+    criterion: Any = None
 
 
 @dataclass

@@ -47,7 +47,8 @@ def select_by_strength(ctx: SelectionContext, num_batches: int = 4, bn: str = "b
                 for ct in space.cell_types}
     undecided = [(ct, e) for ct in space.cell_types for e in range(space.num_edges(ct))]
     decisions: list[dict[str, Any]] = []
-    with SupernetProbe(net, batches, bn=bn, finetune_batches=ft_batches, finetune_lr=finetune_lr) as probe:
+    with SupernetProbe(net, batches, bn=bn, finetune_batches=ft_batches, finetune_lr=finetune_lr,
+                       criterion=ctx.criterion) as probe:
         while undecided:
             base = probe.evaluate()[0]
             if order == "sequential":

@@ -55,7 +55,8 @@ def select_by_perturbation(ctx: SelectionContext, num_batches: int = 4, crit: st
     edge_damage = {ct: torch.zeros(space.num_edges(ct), dtype=torch.float64) for ct in space.cell_types}
     order = edge_order(space, seed)
     decisions: list[dict[str, Any]] = []
-    with SupernetProbe(net, batches, bn=bn, finetune_batches=ft_batches, finetune_lr=finetune_lr) as probe:
+    with SupernetProbe(net, batches, bn=bn, finetune_batches=ft_batches, finetune_lr=finetune_lr,
+                       criterion=ctx.criterion) as probe:
         for k, (ct, e) in enumerate(order):
             base = probe.evaluate()
             d = {o: _damage(base, probe.evaluate(mask=[(ct, e, o)]), crit) for o in cands[ct]}

@@ -25,10 +25,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nascli.device import frozen
+from nascli.tasks.base import Criterion
+from nascli.tasks.classification import CROSS_ENTROPY
 
 BN_MODES = ("batch", "running")
 
@@ -68,7 +69,7 @@ class SupernetProbe:
     """Context manager evaluating a supernet under interventions (module docstring)."""
 
     def __init__(self, supernet, batches: list, bn: str = "batch", finetune_batches: list | None = None,
-                 finetune_lr: float = 0.0025):
+                 finetune_lr: float = 0.0025, criterion: Criterion | None = None):
         if bn not in BN_MODES:
             raise ValueError(f"unknown bn mode {bn!r}; valid choices: {', '.join(BN_MODES)}")
         if not batches:
@@ -79,6 +80,7 @@ class SupernetProbe:
         self.bn = bn
         self.finetune_batches = finetune_batches or []
         self.finetune_lr = finetune_lr
+        self.criterion = criterion or CROSS_ENTROPY  # the task's loss and score (nascli/tasks)
         self._ft_pos = 0
         self.fixed: dict[tuple[str, int], int] = {}
         self.evaluations = 0
@@ -123,17 +125,18 @@ class SupernetProbe:
     # ------------------------------------------------------------------ measurements
     def evaluate(self, fix: dict[tuple[str, int], int] | None = None,
                  mask: Iterable[tuple[str, int, int]] = ()) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy in %) over the fixed batches under the interventions (float32)."""
+        """(mean loss, mean score) over the fixed batches under the interventions (float32): the task's
+        criterion, for classification (mean cross-entropy, accuracy in %)."""
         self.apply(fix, mask)
-        loss_sum, correct, n = 0.0, 0, 0
+        loss_sum, score, n = 0.0, 0.0, 0
         for x, y in self.batches:
-            logits = self.net(x).float()
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
+            out = self.net(x).float()
+            loss_sum += float(self.criterion.loss(out, y, reduction="sum"))
+            score += float(self.criterion.score_sum(out, y))
             n += int(y.shape[0])
         self.evaluations += 1
         self.apply()
-        return loss_sum / n, 100.0 * correct / n
+        return loss_sum / n, self.criterion.score_scale * score / n
 
     def finetune(self, steps: int) -> None:
         """``steps`` SGD steps (momentum 0.9, clip 5) on the weights with the decided edges fixed."""
@@ -150,7 +153,7 @@ class SupernetProbe:
                 self._ft_pos += 1
                 opt.zero_grad(set_to_none=True)
                 with frozen(self.net.arch_parameters()):
-                    F.cross_entropy(self.net(x).float(), y).backward()
+                    self.criterion.loss(self.net(x).float(), y).backward()
                 torch.nn.utils.clip_grad_norm_(weights, 5.0)
                 opt.step()
         self._set_modes()
