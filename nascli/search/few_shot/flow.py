@@ -6,8 +6,9 @@ With split epochs s_1 < ... < s_L and E = ``search.epochs`` in all:
 1. the root supernet trains epochs [0, s_1);
 2. at s_k every supernet of the level scores each undecided edge by gradient matching
    (:mod:`.gradient_matching`), partitions the best edge's ops into two groups (:mod:`.partition`) and
-   becomes two children, each restricted on that edge to one group (``Mixer.mask_op`` on the other ops, so
-   any mixer is a possible base) and starting from a copy of its parent's whole state (weights, alphas,
+   becomes two children, each restricted on that edge to one group (``Mixer.restrict_edge``: the mixture is
+   renormalised over the group, as the reference's softmax over the group's alphas, or a sampler draws among
+   the group only, so any mixer is a possible base) and starting from a copy of its parent's whole state (weights, alphas,
    optimizer and stream states, RNG); the children train epochs [s_k, s_{k+1}) (s_{L+1} = E) one after the other;
 3. ``restart_final`` (the reference scripts' ``--restart final``): the children of the last split start from a
    freshly initialised supernet instead (seeded with the run's seed, so all of them start from the same
@@ -52,21 +53,30 @@ FLOWS: Registry[type] = Registry("search flow")
 
 
 def apply_restrictions(mixer, node: Node) -> None:
-    """``mask_op`` every op outside the node's groups on its restricted edges."""
+    """Restrict the mixer to exactly the node's groups (``Mixer.restrict_edge``: the edge's mixture renormalised
+    over its group, a sampler drawing only there)."""
+    mixer.clear_restrictions()
     for r in node.restrictions:
-        for o in range(len(mixer.ops)):
-            if o not in r.ops:
-                mixer.mask_op(r.cell_type, r.edge, o)
+        mixer.restrict_edge(r.cell_type, r.edge, r.ops)
 
 
-def restricted_scores(op_scores: dict[str, torch.Tensor], node: Node) -> dict[str, torch.Tensor]:
-    """``op_scores`` with the ops outside the node's groups set to -inf (never selected)."""
+def restricted_scores(op_scores: dict[str, torch.Tensor], mixer) -> dict[str, torch.Tensor]:
+    """``op_scores`` with the ops outside the mixer's restrictions (``Mixer.allowed_ops``) set to -inf (never
+    selected)."""
     out = {ct: s.detach().clone().float() for ct, s in op_scores.items()}
-    for r in node.restrictions:
-        keep = torch.zeros(out[r.cell_type].shape[-1], dtype=torch.bool)
-        keep[r.ops] = True
-        out[r.cell_type][r.edge, ~keep] = float("-inf")
+    for ct in out:
+        allowed = mixer.allowed_ops(ct)
+        if allowed is not None:
+            out[ct][~allowed.to(out[ct].device)] = float("-inf")
     return out
+
+
+def load_node_state(s, state: dict[str, Any], node: Node) -> None:
+    """Restore a node's checkpoint into its session; the tree's restrictions stay the truth (a checkpoint written
+    before restrictions were part of the mixer's state carries none)."""
+    s.engine.load_state_dict(state)
+    s.elapsed = float(state.get("elapsed", 0.0))
+    apply_restrictions(s.supernet.mixer, node)
 
 
 @FLOWS.register("few_shot")
@@ -152,8 +162,7 @@ class GradientMatchingFlow:
         engine, offset = s.engine, self.epoch_offset(node)
         state = s.run.load_checkpoint(map_location=s.device)
         if state is not None:
-            engine.load_state_dict(state)
-            s.elapsed = float(state.get("elapsed", 0.0))
+            load_node_state(s, state, node)
         else:
             s.run.path.mkdir(parents=True, exist_ok=True)
         s.run.truncate_metrics(engine.epoch)
@@ -182,9 +191,7 @@ class GradientMatchingFlow:
         """Score every undecided edge of ``node`` from its final checkpoint, split the chosen one, write the
         children's initial checkpoints, then record the split in the tree (module docstring)."""
         s = self.session(cfg, run, node, composition)
-        state = s.run.load_checkpoint(map_location=s.device)
-        s.engine.load_state_dict(state)
-        s.elapsed = float(state.get("elapsed", 0.0))
+        load_node_state(s, s.run.load_checkpoint(map_location=s.device), node)
         t0 = time.perf_counter()
         mixer, net = s.supernet.mixer, s.supernet
         net.train()
@@ -208,10 +215,12 @@ class GradientMatchingFlow:
         s.elapsed += seconds
         kids = tree.add_children(node, [list(g) for g in partitions[best].groups], ct, e, end, restart)
         if not restart:
-            state = s.engine.state_dict()
-            state["elapsed"] = 0.0
-            for kid in kids:
+            for kid in kids:  # the parent's state with the kid's restrictions in its mixer's state
+                apply_restrictions(mixer, kid)
+                state = s.engine.state_dict()
+                state["elapsed"] = 0.0
                 RunDir(run.path / "tree" / kid.id).save_checkpoint(state)
+            apply_restrictions(mixer, node)
         node.split = {"cell_type": ct, "edge": e, "ops": [[mixer.ops[o] for o in g] for g in partitions[best].groups],
                       "groups": [list(g) for g in partitions[best].groups], "within": partitions[best].within,
                       "cross": partitions[best].cross, "edge_choice": self.edge_choice, "epoch": node.end_epoch,
@@ -226,9 +235,9 @@ class GradientMatchingFlow:
 
         s = self.session(cfg, run, node, composition)
         state = s.run.load_checkpoint(map_location=s.device)
-        s.engine.load_state_dict(state)
+        load_node_state(s, state, node)
         op_scores, edge_scores = s.supernet.mixer.selection_scores()
-        arch = s.space.discretize(restricted_scores(op_scores, node), edge_scores,
+        arch = s.space.discretize(restricted_scores(op_scores, s.supernet.mixer), edge_scores,
                                   rule=str(cfg.method.get("derive_rule", "default")))
         s.supernet.eval()
         correct = seen = 0
@@ -240,7 +249,7 @@ class GradientMatchingFlow:
         data["provenance"] = {"run": str(run.path), "node": node.id, "selection": "magnitude",
                               "restrictions": [vars(r) for r in node.restrictions]}
         data["scores"] = {"op_weights": {ct: [[None if v == float("-inf") else v for v in row] for row in sc.tolist()]
-                                         for ct, sc in restricted_scores(op_scores, node).items()}}
+                                         for ct, sc in restricted_scores(op_scores, s.supernet.mixer).items()}}
         s.run.write_json("arch.json", data)
         node.result = {"arch": arch.to_string(), "val_acc": 100.0 * correct / max(seen, 1),
                        "benchmark": s.space.ground_truth(arch, str(cfg.dataset.name)),

@@ -9,6 +9,20 @@ A mixer never builds ops; the space's cells ask it, once per forward pass and ce
 (``parts``: the method's edge parts, nascli/spaces/edge.py).
 ``none`` is never computed (its output is zero). Interventions (fixing an edge to one op, masking
 an op) are applied here, on top of any mixer, so selection criteria work for every method.
+
+Restricting an edge to an op group G (:meth:`Mixer.restrict_edge`; GM-NAS's sub-supernets) is an intervention
+that the mixer's own rule sees, so the edge still carries a normalised mixture over G:
+
+* a deterministic relaxation (``samples_paths`` False) has its weights renormalised over G,
+  w'_o = w_o / sum_{k in G} w_k for o in G, 0 outside: for softmax(alpha) that is exactly the softmax over G
+  (exp(alpha_o) / sum_{k in G} exp(alpha_k), value and gradient); for a Dirichlet sample it is a sample of the
+  Dirichlet over G (the aggregation property); a group whose weights are all 0 stays 0;
+* a sampling mixer (``samples_paths`` True) draws its sample among G only: while it mixes a restricted cell
+  type, ``self.alphas`` reads as alpha with -inf outside the groups (differentiable; no gradient reaches the
+  excluded entries), so its sampling rule (Gumbel-softmax: softmax over G) never picks an excluded op.
+
+Restrictions persist through :meth:`Mixer.clear_interventions` (probes clear only their own fixes and masks)
+and are part of the mixer's ``state_dict`` (key ``restricted_ops``, written only while there are any).
 :meth:`Mixer.mixing_override` replaces the op weights by given probabilities for a block (SDARTS,
 MS-DARTS train w at perturbed softmax(alpha)); only deterministic relaxations support it.
 """
@@ -29,6 +43,20 @@ __all__ = ["MIXERS", "EdgeWeights", "Mixer", "sum_edge_outputs"]
 
 
 MIXERS: Registry[type["Mixer"]] = Registry("mixer")
+RESTRICTED_KEY = "restricted_ops"  # the state_dict entry of the edge restrictions
+
+
+def _renormalised(w: EdgeWeights, allowed: torch.Tensor) -> EdgeWeights:
+    """``w`` with its op weights renormalised over ``allowed`` (E, O) per edge and the other ops dropped from
+    ``active``; an edge whose allowed weights sum to 0 keeps weight 0 everywhere."""
+    kept = w.weights * allowed.to(w.weights.dtype)
+    total = kept.sum(-1, keepdim=True)
+    weights = kept / torch.where(total == 0, torch.ones_like(total), total)
+    rows = allowed.tolist()
+    active = None if w.active is None else [[o for o in a if rows[e][o]] for e, a in enumerate(w.active)]
+    if active is None and not all(all(r) for r in rows):
+        active = [[o for o, ok in enumerate(r) if ok] for r in rows]
+    return EdgeWeights(weights, active, w.passthrough, w.edge_scale)
 
 
 class Mixer(nn.Module, ABC):
@@ -51,6 +79,7 @@ class Mixer(nn.Module, ABC):
         })
         self._fixed: dict[tuple[str, int], int] = {}
         self._masked: set[tuple[str, int, int]] = set()
+        self._restricted: dict[tuple[str, int], tuple[int, ...]] = {}
         self._held = False
 
     # ----- parameters -------------------------------------------------------------------------
@@ -65,9 +94,16 @@ class Mixer(nn.Module, ABC):
 
     def edge_weights(self, cell_type: str) -> EdgeWeights:
         """What the cells call: the method's weights with the current interventions applied."""
-        w = self.mix(cell_type)
+        allowed = self.allowed_ops(cell_type)
+        if allowed is not None and self.samples_paths:
+            with self._restricted_logits(cell_type, allowed):
+                w = self.mix(cell_type)
+        else:
+            w = self.mix(cell_type)
         if self._override is not None:
             w = EdgeWeights(self._override[cell_type], w.active, w.passthrough, w.edge_scale)
+        if allowed is not None and not self.samples_paths:
+            w = _renormalised(w, allowed)
         if not self._fixed and not self._masked:
             return w
         weights = w.weights.clone()
@@ -162,8 +198,73 @@ class Mixer(nn.Module, ABC):
         self._masked.add((cell_type, edge, op))
 
     def clear_interventions(self) -> None:
+        """Drop the fixes and masks (not the restrictions: see :meth:`clear_restrictions`)."""
         self._fixed.clear()
         self._masked.clear()
+
+    # ----- restriction to op groups (module docstring) -----------------------------------------
+    def restrict_edge(self, cell_type: str, edge: int, ops: list[int] | tuple[int, ...]) -> None:
+        """Keep only ``ops`` on ``edge`` of ``cell_type``, with the mixture renormalised over them."""
+        group = tuple(sorted({int(o) for o in ops}))
+        if cell_type not in self.alphas or not 0 <= int(edge) < self.alphas[cell_type].shape[0]:
+            raise ValueError(f"no edge {edge} of cell type {cell_type!r} to restrict")
+        if not group or group[0] < 0 or group[-1] >= len(self.ops):
+            raise ValueError(f"op group {list(ops)} is empty or not among the {len(self.ops)} ops")
+        self._restricted[(cell_type, int(edge))] = group
+
+    def restrictions(self) -> dict[tuple[str, int], tuple[int, ...]]:
+        """(cell type, edge) -> the op indices kept there."""
+        return dict(self._restricted)
+
+    def clear_restrictions(self) -> None:
+        self._restricted.clear()
+
+    def allowed_ops(self, cell_type: str) -> torch.Tensor | None:
+        """(E, O) bool: the ops each edge of ``cell_type`` may use (``None`` when none is restricted)."""
+        hits = [(e, ops) for (ct, e), ops in self._restricted.items() if ct == cell_type]
+        if not hits:
+            return None
+        alpha = self.alphas[cell_type]
+        mask = torch.ones(alpha.shape, dtype=torch.bool, device=alpha.device)
+        for e, ops in hits:
+            mask[e] = False
+            mask[e, list(ops)] = True
+        return mask
+
+    @contextlib.contextmanager
+    def _restricted_logits(self, cell_type: str, allowed: torch.Tensor) -> Iterator[None]:
+        """For the block, ``self.alphas[cell_type]`` is alpha with -inf outside ``allowed`` (module docstring)."""
+        view = {ct: a for ct, a in self.alphas.items()}
+        view[cell_type] = self.alphas[cell_type].masked_fill(~allowed, float("-inf"))
+        self.__dict__["alphas"] = view  # an instance attribute shadows the registered ParameterDict
+        try:
+            yield
+        finally:
+            del self.__dict__["alphas"]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._restricted:  # rows (cell type index, edge, op) of every op kept on a restricted edge
+            types = list(self.alphas)
+            destination[prefix + RESTRICTED_KEY] = torch.tensor(
+                [[types.index(ct), e, o] for (ct, e), ops in sorted(self._restricted.items()) for o in ops],
+                dtype=torch.long)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        key = prefix + RESTRICTED_KEY
+        if key in unexpected_keys:
+            unexpected_keys.remove(key)
+        self._restricted.clear()  # the state's restrictions replace the current ones (none: unrestricted)
+        if key in state_dict:
+            types = list(self.alphas)
+            groups: dict[tuple[str, int], list[int]] = {}
+            for t, e, o in state_dict[key].tolist():
+                groups.setdefault((types[t], e), []).append(o)
+            for (ct, e), ops in groups.items():
+                self.restrict_edge(ct, e, ops)
 
     # ----- schedules ---------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
