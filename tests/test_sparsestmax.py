@@ -170,3 +170,11 @@ def test_state_save_restore():
     fresh.load_state_dict(state)
     assert fresh.schedule_values() == m.schedule_values()
     assert torch.equal(fresh.edge_weights("cell").weights, m.edge_weights("cell").weights)
+
+
+def test_one_hot_limit_is_exact_and_keeps_the_graph():
+    alpha = torch.tensor([[0.2, 0.5, 0.1], [0.3, 0.3, 0.0]], requires_grad=True)
+    p = sparsestmax(alpha, 1.0)
+    assert torch.equal(p, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))  # ties: the first index
+    p.sum().backward()
+    assert torch.equal(alpha.grad, torch.zeros(2, 3))

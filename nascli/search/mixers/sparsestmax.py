@@ -20,7 +20,8 @@ generalised from n = 3 to any n as in the Trilevel NAS code's ``sparsestmax(v, r
    this ends after at most n - 1 rounds).
 
 r = 0 gives sparsemax. The farthest simplex points from u are the vertices, at sqrt(1 - 1/n), so the radius
-is clipped per row to r_max = sqrt(1 - 1/n): at r = r_max every row is one-hot at its largest alpha. When
+is clipped per row to r_max = sqrt(1 - 1/n): at r = r_max every row is one-hot at its largest alpha (the
+nearest vertex; returned exactly, ties to the first index, with a zero gradient). When
 w = u_S exactly (every alpha of the support equal) the radial direction is undefined; we push towards the
 vertex of the first largest alpha (a choice; SSN adds 1e-6 to the distance instead).
 
@@ -62,6 +63,10 @@ def sparsemax(v: torch.Tensor) -> torch.Tensor:
     return torch.clamp(v - tau, min=0)
 
 
+#: radii within this of sqrt(1 - 1/n) give the exact one-hot of the largest alpha (ties: the first)
+LIMIT_TOL = 1e-6
+
+
 def max_radius(n: int) -> float:
     """sqrt(1 - 1/n): the distance of a simplex vertex from the centre (the one-hot limit)."""
     return math.sqrt(1.0 - 1.0 / n)
@@ -94,6 +99,9 @@ def sparsestmax(v: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
     n = shape[-1]
     rows = v.reshape(-1, n)
     r = torch.as_tensor(radius, dtype=v.dtype, device=v.device).clamp(min=0.0, max=max_radius(n))
+    if n > 1 and float(r) >= max_radius(n) - LIMIT_TOL:  # the one-hot limit, exactly (the loop would leave
+        one_hot = torch.nn.functional.one_hot(rows.argmax(-1), n).to(v.dtype)  # ~1e-8 residues that count as
+        return (one_hot + 0.0 * rows).reshape(shape)                          # active ops)
     out = sparsemax(rows)
     if n == 1 or float(r) == 0.0:
         return out.reshape(shape)
