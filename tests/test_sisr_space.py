@@ -62,18 +62,37 @@ def test_parameter_counts_by_hand():
     assert n_params(SPACE.build_network(arch, scale=4, in_channels=3, C=4)) == 112 + 2 * 592 + 111
 
 
-def test_global_residual_is_bicubic():
-    arch = SPACE.parse_arch("ops=none,none,none;widths=1,1;lr=1;hr=0")
-    net = SPACE.build_network(arch, scale=2, in_channels=3, C=4)
-    torch.nn.init.zeros_(net.frame.tail.weight)
-    torch.nn.init.zeros_(net.frame.tail.bias)
-    lr = torch.rand(1, 3, 5, 5)
-    expected = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False)
-    assert torch.allclose(net(lr), expected)
-    plain = SPACE.build_network(arch, scale=2, in_channels=3, C=4, global_residual="none")
+def keys_cubic(t: float, a: float = -0.5) -> float:
+    """Keys' cubic convolution kernel."""
+    t = abs(t)
+    if t <= 1:
+        return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1
+    return a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a if t < 2 else 0.0
+
+
+def test_global_residual_is_bicubic_and_fresh_networks_start_near_it():
+    # with a zero tail the output is bicubic(x) with Keys' a = -0.5 (MATLAB imresize's kernel)
+    torch.manual_seed(0)
+    lr = torch.rand(1, 3, 6, 6)
+    for scale in (2, 3):
+        net = SPACE.build_network(SPACE.parse_arch("sisr_baseline"), scale=scale, in_channels=3, C=4)
+        fresh = net(lr).detach()
+        torch.nn.init.zeros_(net.frame.tail.weight)
+        y = net(lr).detach()
+        assert 0 < (fresh - y).abs().max() < 2 / 255  # a fresh net is within 2 grey levels of bicubic
+        # an interior HR pixel by hand: row/column i of the HR grid sits at (i + 0.5) / s - 0.5 on the LR grid
+        i = 2 * scale + 1
+        pos = (i + 0.5) / scale - 0.5
+        base = int(pos // 1)
+        taps = [(base + d, keys_cubic(pos - (base + d))) for d in (-1, 0, 1, 2)]
+        value = sum(wr * wc * lr[0, 0, r, c] for r, wr in taps for c, wc in taps)
+        assert float(y[0, 0, i, i]) == pytest.approx(float(value), abs=1e-5)
+    plain = SPACE.build_network(SPACE.parse_arch("sisr_baseline"), scale=2, in_channels=3, C=4,
+                                global_residual="none")
+    assert plain.frame.tail.weight.abs().sum() > 0  # without the residual the tail is not zeroed
     torch.nn.init.zeros_(plain.frame.tail.weight)
     torch.nn.init.zeros_(plain.frame.tail.bias)
-    assert torch.equal(plain(lr), torch.zeros(1, 3, 10, 10))
+    assert torch.equal(plain(lr), torch.zeros(1, 3, 12, 12))
 
 
 def test_arch_json_and_text_round_trip(tmp_path):

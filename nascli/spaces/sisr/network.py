@@ -4,8 +4,12 @@
 
 head: 3x3 conv in_channels -> C at LR; L_i, H_j: cells (the arch's genotype) before / after the sub-pixel
 upsampler ``up`` (x2, x3, x4; nascli/spaces/sisr/ops.py); tail: 3x3 conv C -> in_channels at HR; R the global
-residual (``bicubic``: bicubic upsampling of x, torch ``F.interpolate(mode="bicubic", align_corners=False)``;
-``none``: 0). A cell is a chain of its K slots with a scaled residual, cell(x) = x + res_scale * o_K(...o_1(x)),
+residual (``bicubic``: bicubic upsampling of x by torch ``F.interpolate(mode="bicubic", antialias=True,
+align_corners=False)``, Keys' kernel with a = -0.5 as MATLAB's imresize, the same call as the SR data's
+bicubic baseline; ``none``: 0). With the bicubic residual the tail starts near zero (PyTorch's default init
+times ``TAIL_INIT_SCALE`` = 0.01, bias 0), so a fresh network is within a few grey levels of the bicubic baseline
+and learns the residual, while gradients still reach every weight and architecture parameter (exactly zero
+would stop them in the first step). A choice, in the spirit of Fixup/ReZero inits. A cell is a chain of its K slots with a scaled residual, cell(x) = x + res_scale * o_K(...o_1(x)),
 slot k mapping n_{k-1} -> n_k channels (n_0 = n_K = C, n_k = max(1, round(width_k C)) inside).
 """
 from __future__ import annotations
@@ -21,9 +25,14 @@ from nascli.spaces.sisr.arch import SISRArch, width_channels
 from nascli.spaces.sisr.ops import OPS, SCALES, upsampler
 
 
+#: factor on the tail's default init when a global residual is added (module docstring)
+TAIL_INIT_SCALE = 0.01
+
+
 def bicubic_residual(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic upsampling of the LR input (the global residual of VDSR-style nets)."""
-    return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(h * scale, w * scale), mode="bicubic", antialias=True, align_corners=False)
 
 
 def no_residual(x: torch.Tensor, scale: int) -> None:
@@ -58,6 +67,10 @@ class SRFrame(nn.Module):
         self.scale, self.global_residual = scale, global_residual
         self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.tail = nn.Conv2d(channels, in_channels, 3, padding=1)
+        if global_residual != "none":  # start near the bicubic baseline (module docstring)
+            with torch.no_grad():
+                self.tail.weight.mul_(TAIL_INIT_SCALE)
+                self.tail.bias.zero_()
 
     def finish(self, features: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         y = self.tail(features)
