@@ -61,7 +61,8 @@ class SearchSession:
             batch = self.selection_context().batches(1)[0]
             self.supernet.train()
             record["hessian_eigenvalue"] = dominant_eigenvalue(self.supernet, batch, self.optimizer.arch_weight_decay,
-                                                               str(self.cfg.diagnostics.get("hessian_method", "auto")))
+                                                               str(self.cfg.diagnostics.get("hessian_method", "auto")),
+                                                               loss_fn=self.setup.task.criterion.loss)
         record.update(timing)
         record["wall_time_s"] = self.elapsed
         record["peak_memory_mb"] = peak_memory_bytes(self.device) / 2**20
@@ -95,8 +96,9 @@ class SearchSession:
             else:
                 record = self.epoch_record(epoch, timing)
                 run.append_metrics(record)
-                console.print(f"epoch {epoch + 1}/{engine.epochs} train_acc {record.get('train_acc', 0):.1f} "
-                              f"val_acc {record.get('val_acc', float('nan')):.1f} skip {record['skip_count']} "
+                score = self.optimizer.criterion.score_name  # the task's batch score: acc, psnr
+                console.print(f"epoch {epoch + 1}/{engine.epochs} train_{score} {record.get(f'train_{score}', 0):.1f} "
+                              f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} skip {record['skip_count']} "
                               f"{record['images_per_s']:.0f} img/s  {record['arch']}")
             engine.epoch, engine.step = next_epoch, 0
             if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
