@@ -301,3 +301,9 @@ def test_one_hot_supernet_is_its_inherited_discrete_network(text):
     derived = net.inherited_network(arch)
     assert n_params(derived) == n_params(SPACE.build_network(arch, scale=2, in_channels=3, C=8))
     assert torch.allclose(net(lr), derived(lr), atol=1e-5)
+
+
+def test_draw(tmp_path):
+    paths = SPACE.draw(SPACE.parse_arch("ops=conv_3x3,none,skip_connect;widths=0.5,1;lr=1;hr=1"), tmp_path)
+    assert [p.name for p in paths] == ["cell.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

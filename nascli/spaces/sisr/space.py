@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -103,3 +104,16 @@ class SISRTrilevelSpace(SearchSpace):
     def cell_ops(self, arch: SISRArch) -> dict[str, list[str]]:
         """The K slot ops of the shared cell genotype."""
         return {"cell": list(arch.ops)}
+
+    def draw(self, arch: SISRArch, directory: Path) -> list[Path]:
+        """``cell.png``: the cell chain x -> slot 1 -> ... -> out with each slot's op and output width (the
+        residual x + 0.2 chain(x) as a dashed edge); the network level (lr, hr cells) in the title."""
+        from nascli.viz import draw_cell
+
+        nodes = ["x"] + [f"{k + 1}" for k in range(OPS_PER_CELL - 1)] + ["out"]
+        widths = [f" ({w:g} C)" for w in arch.widths] + [""]
+        edges = [(nodes[k], nodes[k + 1], op + widths[k]) for k, op in enumerate(arch.ops)] + [("x", "out", "")]
+        path = Path(directory) / "cell.png"
+        draw_cell(path, title=f"sisr_trilevel cell; {arch.lr_cells} LR cells, upsampler, {arch.hr_cells} HR cells",
+                  nodes=nodes, edges=edges, inputs=["x"], outputs=["out"], rank={n: i for i, n in enumerate(nodes)})
+        return [path]
