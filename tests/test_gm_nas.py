@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from helpers import assert_same_nested, compose_cfg, nas
 from nascli.commands.run import seed_everything
-from nascli.errors import IncompatibleError, OptionError, UnknownChoiceError
+from nascli.errors import IncompatibleError, NasError, OptionError, UnknownChoiceError
 from nascli.search.builder import build_search
 from nascli.search.composition import check_search_config
 from nascli.search.few_shot.gradient_matching import edge_distance, shared_parameters
@@ -433,6 +433,68 @@ def test_resume_through_a_split_is_exact(request, tmp_path, monkeypatch, where, 
     assert resumed["arch"] == full_run["arch"] and Path(resumed["run_dir"]) == run
     _compare_runs(Path(full_run["run_dir"]), run)
     assert not list(run.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------------------------- nas derive
+def _derive(run: Path, *extra: str) -> dict:
+    from nascli.commands.derive import derive
+
+    return derive(compose_cfg("derive", [f"run='{run}'", "num_threads=1", *extra]))
+
+
+def test_derive_magnitude_reproduces_the_winning_leaf(full_run, halving_run):
+    """`nas derive selection=magnitude` on a GM-NAS run re-derives the winning leaf's arch inside its groups (both
+    winner rules), written as arch_magnitude.json beside arch.json, without touching the tree."""
+    for res in (full_run, halving_run):
+        run = Path(res["run_dir"])
+        state = (run / "tree" / "state.json").read_bytes()
+        out = _derive(run)
+        assert out["status"] == "ok" and out["arch"] == res["arch"]
+        written = json.loads((run / "arch_magnitude.json").read_text())
+        assert arch_text(written) == res["arch"] and written["provenance"]["epoch"] == res["epochs"]
+        assert (run / "tree" / "state.json").read_bytes() == state
+
+
+def test_derive_stays_inside_the_leaf_groups_where_the_unrestricted_argmax_leaves_them(full_run, monkeypatch):
+    """With alphas that favour an op outside the winner's group on its split edge, the derived arch still takes
+    the best op of the group there: the criterion sees the leaf's sub-space, not the whole space."""
+    from nascli.search.builder import SearchSetup
+
+    run = Path(full_run["run_dir"])
+    winner = json.loads((run / "arch.json").read_text())["provenance"]
+    tree = SplitTree.load(run / "tree" / "state.json")
+    r = tree.node(winner["node"]).restrictions[-1]
+    outside = next(o for o in range(5) if o not in r.ops)
+    real = SearchSetup.selection_context
+
+    def tilted(self):
+        with torch.no_grad():  # op `outside` far ahead, then the group's last op
+            self.supernet.mixer.alphas["cell"][r.edge] = 0.0
+            self.supernet.mixer.alphas["cell"][r.edge, outside] = 50.0
+            self.supernet.mixer.alphas["cell"][r.edge, r.ops[-1]] = 10.0
+        return real(self)
+
+    monkeypatch.setattr(SearchSetup, "selection_context", tilted)
+    out = _derive(run)
+    assert arch_ops(out["arch"])[r.edge] == r.ops[-1]
+
+
+def test_derive_refuses_probing_criteria_on_a_few_shot_run(full_run):
+    with pytest.raises(IncompatibleError) as exc:
+        _derive(Path(full_run["run_dir"]), "selection=ostr")
+    assert "\n" not in str(exc.value) and "not among the edge's group; use selection=magnitude" in str(exc.value)
+    assert not (Path(full_run["run_dir"]) / "arch_ostr.json").exists()
+
+
+def test_derive_on_an_unfinished_few_shot_run_is_one_line(tmp_path):
+    """A tree that has not picked its winner yet (here: only its root exists) cannot be derived from."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(compose_cfg("search", TINY))
+    SplitTree.root(1).save(run.path / "tree" / "state.json")
+    with pytest.raises(NasError) as exc:
+        _derive(run.path)
+    assert "\n" not in str(exc.value) and "is a few-shot search that has not picked its winning leaf yet" in str(exc.value)
 
 
 # ---------------------------------------------------------------------------------- bad input

@@ -12,6 +12,7 @@ from nascli.commands.run import RunDir
 from nascli.device import resolve_device
 from nascli.errors import NasError
 from nascli.search.builder import load_supernet
+from nascli.search.few_shot.derive import is_few_shot_run, leaf_setup
 
 
 def derive(cfg: DictConfig) -> dict[str, Any]:
@@ -27,14 +28,18 @@ def derive(cfg: DictConfig) -> dict[str, Any]:
     run = RunDir(run_dir)
     device = resolve_device(cfg.device)
     with run.lock():  # derive writes into the search run directory: own it meanwhile
-        state = run.load_checkpoint(map_location=device)
-        if state is None:
-            raise NasError(f"run={run_dir} has no checkpoint.pt to derive from")
-        setup = load_supernet(search_cfg, state, device)
+        if is_few_shot_run(run_dir):  # GM-NAS: the winning leaf's supernet, inside its sub-space
+            setup = leaf_setup(search_cfg, run_dir, cfg.selection, device)
+            epoch = setup.epoch
+        else:
+            state = run.load_checkpoint(map_location=device)
+            if state is None:
+                raise NasError(f"run={run_dir} has no checkpoint.pt to derive from")
+            setup, epoch = load_supernet(search_cfg, state, device), int(state["epoch"])
         name = str(cfg.selection.name)
         path, arch, bench = write_selection(run, setup.space, setup.selection_context(), cfg.selection,
                                             dataset=str(search_cfg.dataset.name), file_name=f"arch_{name}.json",
-                                            epoch=int(state["epoch"]))
+                                            epoch=epoch)
     console.print(f"[bold]derived[/] ({name}) {arch.to_string()}")
     result = {"status": "ok", "command": "derive", "run_dir": str(run_dir), "selection": name,
               "arch_path": str(path), "arch": arch.to_string(), "space": setup.space.name,
