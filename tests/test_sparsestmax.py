@@ -178,3 +178,16 @@ def test_one_hot_limit_is_exact_and_keeps_the_graph():
     assert torch.equal(p, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))  # ties: the first index
     p.sum().backward()
     assert torch.equal(alpha.grad, torch.zeros(2, 3))
+
+
+def test_mixing_override_computes_every_op():
+    # SDARTS-style perturbed probabilities may be non-zero where sparsestmax is 0: every op must run then
+    m = SparsestmaxMixer(get_space("nb201"))
+    with torch.no_grad():
+        m.alphas["cell"].copy_(torch.tensor([[1.0, 0.5, -1.0, -1.0, -1.0]] * 6))
+    assert m.edge_weights("cell").active[0] == [0, 1]
+    probs = {"cell": torch.full((6, 5), 0.2)}
+    with m.mixing_override(probs):
+        w = m.edge_weights("cell")
+        assert torch.equal(w.weights, probs["cell"])
+        assert w.ops_of(0, m.none_index) == [1, 2, 3, 4]  # all but none (index 0 on NB201)

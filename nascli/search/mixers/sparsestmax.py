@@ -166,7 +166,12 @@ class SparsestmaxMixer(Mixer):
         return sparsestmax(self.alphas[cell_type], self.radius)
 
     def mix(self, cell_type: str) -> EdgeWeights:
+        """The weights, and as ``active`` the ops with a non-zero weight (all ops while a
+        :meth:`~nascli.search.mixers.base.Mixer.mixing_override` sets the weights: its probabilities may be
+        non-zero where sparsestmax is 0)."""
         w = self.weights(cell_type)
+        if self._override is not None:
+            return EdgeWeights(w)
         active = [torch.nonzero(row).flatten().tolist() for row in w.detach()]
         return EdgeWeights(w, active)
 
