@@ -180,3 +180,15 @@ def test_sr_test_metrics_of_bicubic_equal_the_bicubic_baseline():
     base = task.result_fields(Bicubic(), images, None, torch.device("cpu"))
     assert metrics == {"psnr": base["bicubic_psnr"], "ssim": base["bicubic_ssim"]}
     assert 5.0 < metrics["psnr"] < 40.0
+
+
+def test_benchmark_forwards_the_task_and_reads_its_metric():
+    from nascli.bench.jobs import Outcome
+    from nascli.bench.plan import task_args
+    from nascli.bench.rows import trained_accuracy
+
+    assert task_args(compose_cfg("benchmark", [])) == []  # classification jobs: command lines as before
+    assert task_args(compose_cfg("benchmark", ["task=super_resolution", "task.patch_size=8"])) == \
+        ["task=super_resolution", "task.scale=2", "task.patch_size=8", "task.eval_max_images=null"]
+    out = Outcome("ok", {"psnr": 31.5, "test_acc": None, "run_dir": "r"})
+    assert trained_accuracy(out, "k", "psnr") == {"status": "ok", "acc": 31.5, "eval_run": "r"}

@@ -27,6 +27,7 @@ from nascli.errors import NasError
 from nascli.overrides import merge_overrides
 from nascli.plain import plain
 from nascli.rundir import RunDir
+from nascli.tasks import DEFAULT_TASK, task_of
 
 EVALUATIONS = ("auto", "train")            # auto: table lookup where possible, else training | train: always train
 
@@ -45,7 +46,9 @@ class Plan:
     selection_cfgs: dict[str, dict]          # selection -> composed selection config (name + options)
     runs: list[SearchRun]
     search_argv: dict[tuple[str, int], list[str]] = field(default_factory=dict)   # study mode
-    group_args: list[str] = field(default_factory=list)    # space/dataset overrides for evaluate jobs
+    group_args: list[str] = field(default_factory=list)    # task/space/dataset overrides for evaluate jobs
+    metric: str = "test_acc"                               # the task's primary result key (nascli/tasks)
+    metric_title: str = "test accuracy (%)"
     hash_extra: dict[str, Any] = field(default_factory=dict)
     study_info: dict[str, Any] = field(default_factory=dict)
 
@@ -110,6 +113,16 @@ def _planned_run(compose: Compose, argv: list[str], label: str, method: str, see
                      int(scfg.search.epochs), dict(plain(scfg.selection)), plain(scfg))
 
 
+def task_args(cfg: DictConfig) -> list[str]:
+    """``task=<name>`` and its options for every job of a study; none for the default task (classification), so
+    its jobs' command lines are what they were before the task axis."""
+    node = dict(plain(cfg.get("task")) or {})
+    name = str(node.pop("name", DEFAULT_TASK))
+    if name == DEFAULT_TASK and not node:
+        return []
+    return [f"task={name}", *(f"task.{k}={'null' if v is None else v}" for k, v in node.items())]
+
+
 def plan_study(cfg: DictConfig) -> Plan:
     """Validate the study config and compose every search (nothing runs here)."""
     validate_lists(cfg)
@@ -118,10 +131,11 @@ def plan_study(cfg: DictConfig) -> Plan:
     variants = {str(k): list(v) for k, v in (plain(cfg.get("variants")) or {}).items()}
     space, dataset = str(cfg.space.name), str(cfg.dataset.name)
     _check_methods(labels, seeds, variants, space)
-    group_args = group_overrides("space", cfg.space) + group_overrides("dataset", cfg.dataset)
+    task = task_of(cfg)
+    group_args = task_args(cfg) + group_overrides("space", cfg.space) + group_overrides("dataset", cfg.dataset)
     search_overrides = [str(o) for o in cfg.search_overrides or []]
     plan = Plan("study", space, dataset, labels, {}, seeds, [str(s) for s in cfg.selections], {}, [],
-                group_args=group_args)
+                group_args=group_args, metric=task.metric, metric_title=task.metric_title)
     with fresh_compose() as compose:
         plan.selection_cfgs = compose_selections(compose, cfg)
         for label in labels:

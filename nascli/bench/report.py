@@ -104,7 +104,7 @@ def _published(cells: Sequence[dict[str, Any]], methods: Mapping[str, SearchIden
 def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]],
                  space_stats: dict[str, Any] | None, *, labels: Sequence[str], selections: Sequence[str],
                  methods: Mapping[str, SearchIdentity | str], with_published: bool, accuracy_source: str,
-                 plots: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+                 plots: Sequence[tuple[str, str]] = (), metric: str = "test accuracy (%)") -> dict[str, Any]:
     """The report dict (see the module docstring).
 
     ``rows``: one per (label, seed, selection) with ``status`` (``ok`` when search, derivation and
@@ -113,7 +113,8 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     the table's exact statistics (``{'test': (mean, std), 'valid': ..., 'optimal': {...}}``) or None;
     ``methods``: label -> :class:`~nascli.bench.identity.SearchIdentity` (method, optimizer, selection, preset)
     or a conf/method name (its default optimizer), for the published rows; ``with_published``: add the
-    published rows of the study's space and dataset where there are any; ``plots``: (file, caption).
+    published rows of the study's space and dataset where there are any; ``plots``: (file, caption); ``metric``:
+    the task's primary metric in words (``acc`` holds it: PSNR in dB for super-resolution).
     """
     base_ok = [b for b in baseline if b["status"] == "ok"]
     random_summary = summarize(b["acc"] for b in base_ok)
@@ -137,7 +138,7 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     return {
         "schema": SCHEMA,
         "study": study,
-        "accuracy": {"metric": "test accuracy (%)", "source": accuracy_source},
+        "accuracy": {"metric": metric, "source": accuracy_source},
         "cells": cells,
         "baseline": {
             "random": {**random_summary.as_dict(), "planned": len(baseline),

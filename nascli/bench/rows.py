@@ -25,12 +25,13 @@ def table_accuracy(table: GroundTruth, arch: str, dataset: str) -> dict[str, Any
     return {"status": "ok", "acc": found["test"], "valid_acc": found["valid"]}
 
 
-def trained_accuracy(out: Outcome | None, key: str | None) -> dict[str, Any]:
-    """Row fields of an arch trained by evaluate job ``key`` (its test accuracy and run, or its failure)."""
+def trained_accuracy(out: Outcome | None, key: str | None, metric: str = "test_acc") -> dict[str, Any]:
+    """Row fields of an arch trained by evaluate job ``key``: its primary test metric (the task's ``metric``
+    result key: ``test_acc``, ``psnr``) as ``acc``, and its run, or its failure."""
     if out is None:
         return {"status": "failed", "error": "not run"}
     if out.ok:
-        return {"status": "ok", "acc": out.result.get("test_acc"), "eval_run": out.result.get("run_dir")}
+        return {"status": "ok", "acc": out.result.get(metric), "eval_run": out.result.get("run_dir")}
     return {"status": out.status, "error": out.error, "log": f"jobs/{key}.log" if key else None}
 
 
@@ -89,7 +90,7 @@ def build_rows(plan: Plan, graph: Graph, outcomes: dict[str, Outcome], table: Gr
             row.update(arch=arch_result["arch"], skip_count=arch_result.get("skip_count"))
             ekey = graph.eval_job.get((run.label, run.seed, sel))
             found = (table_accuracy(table, row["arch"], plan.dataset) if table
-                     else trained_accuracy(outcomes.get(ekey), ekey))
+                     else trained_accuracy(outcomes.get(ekey), ekey, plan.metric))
             if found["status"] != "ok":
                 found["stage"] = "evaluate"
             row.update(found)
@@ -105,6 +106,7 @@ def build_baseline_rows(plan: Plan, archs: list, graph: Graph, outcomes: dict[st
         row = {"sample": k, "seed": k, "arch": text, "status": "ok", "acc": None, "valid_acc": None,
                "error": None, "log": None, "eval_run": None}
         key = graph.baseline_job.get(k)
-        row.update(table_accuracy(table, text, plan.dataset) if table else trained_accuracy(outcomes.get(key), key))
+        row.update(table_accuracy(table, text, plan.dataset) if table
+                   else trained_accuracy(outcomes.get(key), key, plan.metric))
         rows.append(row)
     return rows

@@ -22,7 +22,7 @@ def accuracy_source(cfg: DictConfig, plan: Plan, table: GroundTruth | None) -> s
     """How the report's accuracies were obtained, in words."""
     if table is not None:
         return table.describe(plan.dataset)
-    return (f"test accuracy after training each arch from scratch with protocol `{cfg.protocol.name}` "
+    return (f"{plan.metric_title} after training each arch from scratch with protocol `{cfg.protocol.name}` "
             f"(`nas evaluate`, training seed = search seed; random sample k uses seed k)")
 
 

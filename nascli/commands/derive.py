@@ -25,6 +25,7 @@ def derive(cfg: DictConfig) -> dict[str, Any]:
     search_cfg = OmegaConf.load(run_dir / "config.yaml")
     search_cfg.pop("_runtime", None)
     search_cfg.device = cfg.device
+    search_cfg.selection = cfg.selection  # the composition rules check this derivation's criterion (task x selection)
     run = RunDir(run_dir)
     device = resolve_device(cfg.device)
     with run.lock():  # derive writes into the search run directory: own it meanwhile
