@@ -9,8 +9,10 @@ align_corners=False)``, Keys' kernel with a = -0.5 as MATLAB's imresize, the sam
 bicubic baseline; ``none``: 0). With the bicubic residual the tail starts near zero (PyTorch's default init
 times ``TAIL_INIT_SCALE`` = 0.01, bias 0), so a fresh network is within a few grey levels of the bicubic baseline
 and learns the residual, while gradients still reach every weight and architecture parameter (exactly zero
-would stop them in the first step). A choice, in the spirit of Fixup/ReZero inits. A cell is a chain of its K slots with a scaled residual, cell(x) = x + res_scale * o_K(...o_1(x)),
-slot k mapping n_{k-1} -> n_k channels (n_0 = n_K = C, n_k = max(1, round(width_k C)) inside).
+would stop them in the first step). A choice, in the spirit of Fixup/ReZero inits.
+
+A cell is a chain of its K slots with a scaled residual, cell(x) = x + res_scale * o_K(...o_1(x)), slot k
+mapping n_{k-1} -> n_k channels (n_0 = n_K = C, n_k = max(1, round(width_k C)) inside).
 """
 from __future__ import annotations
 

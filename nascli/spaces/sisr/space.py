@@ -77,7 +77,8 @@ class SISRTrilevelSpace(SearchSpace):
         (nascli/spaces/sisr/arch.py) with the rule's tolerance (``default`` 0.05, ``argmax`` 0). Ties go to the
         lower index. ``edge_scores`` is not used (every slot is kept)."""
         if rule not in DERIVE_RULES:
-            raise BadArchError(f"unknown sisr_trilevel derivation rule {rule!r}; valid rules: {', '.join(DERIVE_RULES)}")
+            raise BadArchError(f"unknown sisr_trilevel derivation rule {rule!r}; valid rules: "
+                               f"{', '.join(DERIVE_RULES)}")
         expected = {"cell": (OPS_PER_CELL, len(SISR_OPS)), "kernel": (OPS_PER_CELL - 1, len(WIDTH_CHOICES))}
         for level, shape in expected.items():
             got = tuple(op_scores[level].shape) if level in op_scores else None

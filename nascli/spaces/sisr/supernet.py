@@ -49,9 +49,10 @@ def attach_levels(mixer: nn.Module, widths: dict[str, int]) -> None:
             with torch.no_grad():
                 w = mixer.edge_weights(level).weights
         except MIXING_FAILURES as exc:
-            raise IncompatibleError(f"mixer {type(mixer).__name__} cannot mix the sisr_trilevel {level} level "
-                                    f"({width} choices, not one per op: {str(exc).splitlines()[0]}); use "
-                                    f"method.mixer.name=softmax or sparsestmax") from None
+            raise IncompatibleError(f"mixer {type(mixer).__name__} cannot mix the sisr_trilevel {level} level: it "
+                                    f"has {width} choices, and the mixer keeps per-op state for the {len(mixer.ops)} "
+                                    f"cell ops ({type(exc).__name__}); use method.mixer.name=softmax or "
+                                    f"sparsestmax") from None
         if tuple(w.shape) != (mixer.alphas[level].shape[0], width):
             raise IncompatibleError(f"mixer {type(mixer).__name__} returns {tuple(w.shape)} weights for the "
                                     f"sisr_trilevel {level} level, expected {(mixer.alphas[level].shape[0], width)}; "
