@@ -4,7 +4,7 @@ A few-shot run keeps no supernet at its root: every node is a run directory of i
 (:mod:`.flow`). :func:`leaf_setup` rebuilds the winning leaf's search from the run's ``config.yaml`` (the leaf's
 own settings, ``GradientMatchingFlow.node_config``) and its checkpoint, with the leaf's op groups restricted on
 its mixer (``Mixer.restrict_edge``; the checkpoint carries them, the tree is the truth), and hands the criterion a
-space whose ``discretize`` never picks an op outside a group (its score is -inf there). So ``selection=magnitude``
+space whose ``discretize`` never picks an op outside a group (:mod:`.restricted`). So ``selection=magnitude``
 re-derives exactly the leaf's own arch. The probing criteria (``ostr``, ``perturbation``) choose among a cell
 type's candidate ops on every edge, not among the edge's group, and are refused for a few-shot run by the same
 composition rule that refuses them for its search (nascli/search/composition.py).
@@ -20,27 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from nascli.errors import NasError
 from nascli.rundir import RunDir
-from nascli.search.few_shot.flow import FLOWS, apply_restrictions, restricted_scores
+from nascli.search.few_shot.flow import FLOWS, apply_restrictions
+from nascli.search.few_shot.restricted import restricted_context
 from nascli.search.few_shot.tree import SplitTree
 
 
 def is_few_shot_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` is the root of a few-shot search (it holds ``tree/state.json``)."""
     return (Path(run_dir) / "tree" / "state.json").exists()
-
-
-class RestrictedSpace:
-    """The space as a criterion sees it on a restricted supernet: ``discretize`` scores every op outside the mixer's
-    groups -inf (:func:`.flow.restricted_scores`); everything else is the space's own."""
-
-    def __init__(self, space, mixer):
-        self._space, self._mixer = space, mixer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._space, name)
-
-    def discretize(self, op_scores, edge_scores=None, rule: str = "default"):
-        return self._space.discretize(restricted_scores(op_scores, self._mixer), edge_scores, rule=rule)
 
 
 @dataclasses.dataclass
@@ -56,9 +43,7 @@ class LeafSetup:
         return self.setup.space
 
     def selection_context(self):
-        ctx = self.setup.selection_context()
-        ctx.space = RestrictedSpace(ctx.space, self.setup.supernet.mixer)
-        return ctx
+        return restricted_context(self.setup)
 
 
 def winner_id(run_dir: Path, tree: SplitTree) -> str:

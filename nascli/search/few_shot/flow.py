@@ -15,8 +15,9 @@ With split epochs s_1 < ... < s_L and E = ``search.epochs`` in all:
    weights) and run E - s_L epochs with their own schedule (``--fix_sche 1``);
    ``freeze_arch_until_final_split`` (``--restart final`` sets ``warmup_epoch = split_ckpts[-1]``; the
    DARTS-space script's ``--fix_alpha_equal``): alpha is not updated before the last split;
-4. each leaf selects its architecture inside its sub-space (magnitude: the space's rule on the mixer's scores
-   with the ops outside the leaf's groups removed, as the reference ``genotype()`` masks with ``enc``);
+4. each leaf selects its architecture inside its sub-space (the run's selection criterion, whose space view
+   scores the ops outside the leaf's groups -inf, :mod:`.restricted`; magnitude: the space's rule on the mixer's
+   scores, as the reference ``genotype()`` masks with ``enc``);
 5. ``winner`` (:mod:`.winner`) picks the final architecture among the leaves: ``successive_halving`` (the
    paper's rule: stand-alone training of the leaves' architectures, halved at rung ends) or
    ``supernet_accuracy`` (the leaf whose supernet has the highest accuracy on the architecture split).
@@ -46,6 +47,7 @@ from nascli.registry import Registry
 from nascli.rundir import RunDir
 from nascli.search.few_shot.gradient_matching import DISTANCES, edge_distance, shared_parameters
 from nascli.search.few_shot.partition import EDGE_CHOICES, PARTITION_RULES, best_partition, choose_edge
+from nascli.search.few_shot.restricted import restricted_context, restricted_scores
 from nascli.search.few_shot.tree import Node, SplitTree
 from nascli.search.few_shot.winner import WINNERS
 
@@ -58,17 +60,6 @@ def apply_restrictions(mixer, node: Node) -> None:
     mixer.clear_restrictions()
     for r in node.restrictions:
         mixer.restrict_edge(r.cell_type, r.edge, r.ops)
-
-
-def restricted_scores(op_scores: dict[str, torch.Tensor], mixer) -> dict[str, torch.Tensor]:
-    """``op_scores`` with the ops outside the mixer's restrictions (``Mixer.allowed_ops``) set to -inf (never
-    selected)."""
-    out = {ct: s.detach().clone().float() for ct, s in op_scores.items()}
-    for ct in out:
-        allowed = mixer.allowed_ops(ct)
-        if allowed is not None:
-            out[ct][~allowed.to(out[ct].device)] = float("-inf")
-    return out
 
 
 def load_node_state(s, state: dict[str, Any], node: Node) -> None:
@@ -230,15 +221,21 @@ class GradientMatchingFlow:
                       f"(cross {partitions[best].cross:.4f}, within {partitions[best].within:.4f})")
 
     def select(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
-        """A leaf's arch (magnitude inside its sub-space) and its supernet's accuracy on the architecture split."""
+        """A leaf's arch (the run's selection criterion inside the leaf's sub-space,
+        :func:`.restricted.restricted_context`) and its supernet's accuracy on the architecture split."""
         from nascli.data import iterate_eval
+        from nascli.plain import plain
+        from nascli.search.options import construct
+        from nascli.search.selection import SELECTIONS
 
         s = self.session(cfg, run, node, composition)
         state = s.run.load_checkpoint(map_location=s.device)
         load_node_state(s, state, node)
-        op_scores, edge_scores = s.supernet.mixer.selection_scores()
-        arch = s.space.discretize(restricted_scores(op_scores, s.supernet.mixer), edge_scores,
-                                  rule=str(cfg.method.get("derive_rule", "default")))
+        opts = dict(plain(cfg.selection))
+        name = opts.pop("name")
+        chosen = construct(SELECTIONS.get(name), opts, "selection", restricted_context(s.setup))
+        arch = chosen.arch
+        op_scores, _ = s.supernet.mixer.selection_scores()
         s.supernet.eval()
         correct = seen = 0
         with torch.no_grad():
@@ -246,9 +243,9 @@ class GradientMatchingFlow:
                 correct += int((s.supernet(x).argmax(-1) == y).sum())
                 seen += int(y.shape[0])
         data = arch.to_json()
-        data["provenance"] = {"run": str(run.path), "node": node.id, "selection": "magnitude",
+        data["provenance"] = {"run": str(run.path), "node": node.id, "selection": name,
                               "restrictions": [vars(r) for r in node.restrictions]}
-        data["scores"] = {"op_weights": {ct: [[None if v == float("-inf") else v for v in row] for row in sc.tolist()]
+        data["scores"] = {**chosen.scores, "op_weights": {ct: [[None if v == float("-inf") else v for v in row] for row in sc.tolist()]
                                          for ct, sc in restricted_scores(op_scores, s.supernet.mixer).items()}}
         s.run.write_json("arch.json", data)
         node.result = {"arch": arch.to_string(), "val_acc": 100.0 * correct / max(seen, 1),
@@ -273,7 +270,7 @@ class GradientMatchingFlow:
             cur = parent
         arch = space.arch_from_json(json.loads((run.path / "tree" / winner.id / "arch.json").read_text()))
         data = arch.to_json()
-        data["provenance"] = {"run": str(run.path), "flow": "few_shot", "selection": "magnitude",
+        data["provenance"] = {"run": str(run.path), "flow": "few_shot", "selection": str(cfg.selection.name),
                               "node": winner.id, "val_acc": winner.result["val_acc"], "epoch": int(cfg.search.epochs),
                               "splits": lineage, "leaves": {n.id: n.result["val_acc"] for n in leaves},
                               "winner": tree.winner}
