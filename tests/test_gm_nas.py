@@ -545,14 +545,20 @@ def test_default_recipes_per_space():
 @pytest.mark.slow
 def test_darts_space_recipe_splits_normal_edges_into_balanced_groups(tmp_path):
     """The DARTS-space recipe (soft op weights, balanced groups of 2..4 of the 8 ops, smallest within-group
-    distance, normal-cell edges only) end to end on a tiny DARTS supernet."""
+    distance, normal-cell edges only, successive halving under the DARTS protocol, here shrunk) end to end on a
+    tiny DARTS supernet, and `nas derive` on it keeps the winner's normal-cell groups."""
     from nascli.commands.search import search
 
     res = search(compose_cfg("search", [
         "method=gm_nas", "space=darts", "space.supernet.C=4", "space.supernet.layers=3", "dataset.num_train=32",
         "dataset.num_test=16", "dataset.image_size=8", "search.batch_size=4", "search.epochs=2",
         "search.max_steps_per_epoch=1", "method.flow.split_epochs=[1]", "method.flow.num_batches=1",
-        "num_threads=1", f"out_root={tmp_path}"]))
+        "method.flow.halving.rungs=[1,2]", "space.network.C=4", "space.network.layers=3",
+        "method.flow.halving.protocol_overrides={epochs: 2, batch_size: 4, max_steps_per_epoch: 1, "
+        "auxiliary_weight: 0.0, cutout: 0}", "num_threads=1", f"out_root={tmp_path}"]))
+    assert res["tree"]["winner_rule"] == "successive_halving" and res["halving_time_s"] > 0
+    derived = _derive(Path(res["run_dir"]))
+    assert derived["arch"] == res["arch"]
     tree = json.loads((Path(res["run_dir"]) / "split_tree.json").read_text())
     split = tree["nodes"][0]["split"]
     assert split["cell_type"] == "normal" and len(split["edges"]) == 14
