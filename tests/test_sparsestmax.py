@@ -191,3 +191,39 @@ def test_mixing_override_computes_every_op():
         w = m.edge_weights("cell")
         assert torch.equal(w.weights, probs["cell"])
         assert w.ops_of(0, m.none_index) == [1, 2, 3, 4]  # all but none (index 0 on NB201)
+
+
+def test_a_search_step_with_sparsestmax_on_nb201(tmp_path):
+    # the mixer axis composes with any method: darts with the mixer swapped, one epoch of one step
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import compose_cfg
+
+    from nascli.search.builder import build_search
+    from nascli.rng import seed_everything
+
+    cfg = compose_cfg("search", ["method=darts", "method.mixer.name=sparsestmax", "+method.mixer.radius_end=0.5",
+                                 "space=nb201", "space.supernet.C=4", "space.supernet.N=1", "dataset=synthetic",
+                                 "dataset.num_train=32", "dataset.num_test=16", "dataset.image_size=8",
+                                 "search.batch_size=8", "search.epochs=2", "search.max_steps_per_epoch=1",
+                                 "num_threads=1", f"out_root={tmp_path}"])
+    seed_everything(0)
+    setup = build_search(cfg, torch.device("cpu"))
+    before = setup.supernet.mixer.alphas["cell"].detach().clone()
+    setup.engine.start_epoch(1)
+    setup.engine.run_epoch()
+    assert setup.engine.schedule_values()["sparsestmax_radius"] == pytest.approx(0.5)
+    assert not torch.equal(before, setup.supernet.mixer.alphas["cell"])
+    w = setup.supernet.mixer.edge_weights("cell").weights
+    assert close(w.sum(-1), torch.ones(6)) and ((w - 0.2).norm(dim=-1) >= 0.5 - 1e-5).all()
+
+
+def test_nearly_equal_alphas_stay_on_the_simplex():
+    # alphas at the DARTS init scale (1e-3): w is within 1e-3 of u, the push to r = 0.5 must not amplify the
+    # rounding of sum(w) (the direction is v - mean(v) on the support, not w - u)
+    g = torch.Generator().manual_seed(1)
+    v = 1e-3 * torch.randn(500, 5, generator=g)
+    p = sparsestmax(v, 0.5)
+    assert (p.sum(-1) - 1).abs().max() < 1e-6
+    assert ((p - 0.2).norm(dim=-1) - 0.5).abs().max() < 1e-5

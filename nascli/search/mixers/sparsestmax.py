@@ -73,8 +73,9 @@ def max_radius(n: int) -> float:
 
 
 def _radial_step(w: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One round of steps 2-3 on rows w (B, n) on the simplex: (p, moved) where ``moved`` marks rows pushed
-    out onto the sphere; ``v`` (the rows' input) breaks the w = u_S tie."""
+    """One round of steps 2-3 on rows w = sparsemax(v) (B, n): (p, moved) where ``moved`` marks rows pushed out
+    onto the sphere. On the support S, w - u_S = v - mean_S(v) (w_S = v_S - tau sums to 1), so the direction is
+    taken from v: no cancellation when the alphas are nearly equal (w close to u_S)."""
     n = w.shape[-1]
     support = w > 0
     size = support.sum(-1, keepdim=True).to(w.dtype)
@@ -82,7 +83,8 @@ def _radial_step(w: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> tuple[tor
     dist = (w - 1.0 / n).norm(dim=-1, keepdim=True)
     moved = (dist < r) & (size > 1)
     r_face = (r ** 2 - (1.0 / size - 1.0 / n)).clamp(min=0).sqrt()
-    direction = w - u_s
+    v_s = v.masked_fill(~support, 0.0)
+    direction = (v_s - v_s.sum(-1, keepdim=True) / size).masked_fill(~support, 0.0)
     flat = direction.detach().norm(dim=-1, keepdim=True) == 0
     if bool((flat & moved).any()):
         first = v.masked_fill(~support, float("-inf")).argmax(-1)
@@ -105,12 +107,14 @@ def sparsestmax(v: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
     out = sparsemax(rows)
     if n == 1 or float(r) == 0.0:
         return out.reshape(shape)
+    current = rows  # the rows whose sparsemax ``out`` is
     for _ in range(n):
-        p, moved = _radial_step(out, rows, r)
+        p, moved = _radial_step(out, current, r)
         if not bool(moved.any()):
             break
         left = (p < 0).any(-1, keepdim=True)
         out = torch.where(left, sparsemax(p), p)
+        current = torch.where(moved[:, None], p, current)
         if not bool(left.any()):
             break
     return out.reshape(shape)
