@@ -15,7 +15,8 @@ generalised from n = 3 to any n as in the Trilevel NAS code's ``sparsestmax(v, r
 3. Otherwise let S be the support of w, u_S the uniform point on that face (1/|S| on S, 0 elsewhere). The
    face's affine hull is orthogonal to u - u_S, so the sphere ||p - u|| = r cuts the face in a sphere around
    u_S of radius r_S = sqrt(r^2 - (1/|S| - 1/n)). Push w radially out from u_S onto it:
-       p = u_S + r_S (w - u_S) / ||w - u_S||.
+       p = u_S + r_S (w - u_S) / ||w - u_S||,
+   with w - u_S computed as v - mean_S(v) on S (the same vector; no rounding loss when w is close to u_S).
 4. If some p_i < 0, p left the simplex: set alpha = p and go back to 1 (the support shrinks each time, so
    this ends after at most n - 1 rounds).
 
