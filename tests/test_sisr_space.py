@@ -130,6 +130,12 @@ def test_bad_archs(text, message):
         SPACE.parse_arch(text)
 
 
+def test_input_sizes():
+    assert SPACE.input_size_problem(1) is None and SPACE.input_size_problem(7) is None
+    assert "at least 1x1" in SPACE.input_size_problem(0)
+    assert supernet(scale=3)(torch.rand(1, 3, 1, 1)).shape == (1, 3, 3, 3)
+
+
 def test_bad_network_options():
     arch = SPACE.parse_arch("sisr_baseline")
     with pytest.raises(OptionError, match="scale 5 is not supported by space sisr_trilevel; valid scales: 2, 3, 4"):

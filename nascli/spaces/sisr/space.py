@@ -40,6 +40,12 @@ class SISRTrilevelSpace(SearchSpace):
             raise KeyError(f"space sisr_trilevel has no cell type {cell_type!r}; valid: {', '.join(rows)}")
         return [Edge(cell_type, k, k, k + 1) for k in range(rows[cell_type])]
 
+    def input_size_problem(self, image_size: int) -> str | None:
+        """None for any size >= 1: every op pads to keep the size and the upsampler multiplies it."""
+        if image_size < 1:
+            return f"space sisr_trilevel needs an input of at least 1x1 pixels, got {image_size}x{image_size}"
+        return None
+
     def build_supernet(self, mixer, scale: int, in_channels: int, edge_parts=(), *, C: int = 16,
                        search_cells: int = 2, res_scale: float = 0.2, global_residual: str = "bicubic",
                        impl: str = "reference", track_running_stats: bool = True):
