@@ -64,7 +64,8 @@ def _rng_preserved(device: torch.device) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def arch_gradient(supernet, batch, loss_fn: LossFn = cross_entropy) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
+def arch_gradient(supernet, batch,
+                  loss_fn: LossFn = cross_entropy) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
     """(arch parameters, flattened dL_val/dalpha with its graph kept) for ``batch``, L_val = ``loss_fn`` (the
     task's loss); the supernet's buffers and the global RNGs are restored when the block ends."""
     params = list(supernet.arch_parameters())

@@ -241,9 +241,10 @@ class SearchOptimizer(ABC):
 
     # ------------------------------------------------------------------ pieces
     def loss(self, batch: Batch, prefix: str | None = None, *, full_precision: bool = False) -> torch.Tensor:
-        """The task's loss (:attr:`criterion`; cross-entropy for classification) of the supernet on ``batch``; a ``prefix`` (``train``/``val``) reports it to the step
-        statistics and the ``on_loss`` hooks. ``full_precision`` runs without autocast (fp32). A ``val`` loss
-        (the architecture objective) also carries the hooks' ``arch_loss_term()`` (not in the statistics)."""
+        """The task's loss (:attr:`criterion`; cross-entropy for classification) of the supernet on ``batch``;
+        a ``prefix`` (``train``/``val``) reports it to the step statistics and the ``on_loss`` hooks.
+        ``full_precision`` runs without autocast (fp32). A ``val`` loss (the architecture objective) also
+        carries the hooks' ``arch_loss_term()`` (not in the statistics)."""
         x, y = batch
         with contextlib.nullcontext() if full_precision else autocast(self.device):
             logits = self.net(x)
