@@ -93,7 +93,7 @@ def _train(cfg, task, run: RunDir, space, arch, model, info, base: dict[str, Any
     ctx, device = distributed.setup(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
     main = ctx.is_main
     train_split, test_split, info = task.eval_data(cfg.dataset)
-    if problem := space.input_size_problem(getattr(info, "image_size", None)):
+    if problem := space.input_size_problem(task.input_size(info)):
         raise NasError(problem)
     protocol = Protocol.from_config(cfg.protocol)
     model = to_device(model, device)

@@ -93,7 +93,7 @@ def build_search(cfg: DictConfig, device: torch.device, composition: Composition
     task = task_of(cfg)
     space = get_space(str(cfg.space.name))
     weights_split, arch_split, info = task.search_data(cfg.dataset)
-    if problem := space.input_size_problem(getattr(info, "image_size", None)):
+    if problem := space.input_size_problem(task.input_size(info)):
         raise NasError(problem)
     uses_arch = composition.optimizer.uses_arch_batches
     if not uses_arch and composition.optimizer_options.get("data", "train") == "all":

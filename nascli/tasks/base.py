@@ -96,6 +96,10 @@ class Task(ABC):
     def eval_batches(self, split: Any, info: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed, unaugmented batches of ``split`` in order (selection criteria, evaluation)."""
 
+    def input_size(self, info: Any) -> int:
+        """The side of the square inputs a network trains on (``SearchSpace.input_size_problem`` checks it)."""
+        return int(info.image_size)
+
     def input_shape(self, info: Any) -> tuple[int, ...]:
         """The input at which a network's multiply-adds are counted."""
         return (1, info.channels, info.image_size, info.image_size)

@@ -154,6 +154,10 @@ class SuperResolutionTask(Task):
     def eval_batches(self, split: Any, info: Any, batch_size: int):
         return _sr().iterate_sr_eval(split, self.max_images)
 
+    def input_size(self, info: Any) -> int:
+        """LR training patches of ``task.patch_size`` pixels (tests run whole images of any size)."""
+        return self.patch_size
+
     def input_shape(self, info: Any) -> tuple[int, ...]:
         width, height = OUTPUT_720P
         return (1, int(info.channels), height // self.scale, width // self.scale)
