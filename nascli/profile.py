@@ -8,9 +8,11 @@
 """
 from __future__ import annotations
 
+import math
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,10 +32,10 @@ def count_parameters(model: nn.Module, exclude: str | None = AUXILIARY) -> int:
     )
 
 
-def _conv_macs(module: nn.Conv2d, output: torch.Tensor) -> int:
-    """out_elems * (C_in / groups) * k_h * k_w; stride and dilation act through the output size; no bias."""
-    k_h, k_w = module.kernel_size
-    return output.numel() * (module.in_channels // module.groups) * k_h * k_w
+def _conv_macs(module: nn.Conv1d | nn.Conv2d, output: torch.Tensor) -> int:
+    """out_elems * (C_in / groups) * prod(kernel_size); stride and dilation act through the output size; no
+    bias."""
+    return output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
 
 
 def _linear_macs(module: nn.Linear, output: torch.Tensor) -> int:
@@ -41,19 +43,21 @@ def _linear_macs(module: nn.Linear, output: torch.Tensor) -> int:
     return output.numel() * module.in_features
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int], exclude: str | None = AUXILIARY) -> int:
-    """Multiply-adds of all ``Conv2d`` and ``Linear`` layers in one forward of a zeros image.
+def count_flops(model: nn.Module, input_shape: Sequence[int], exclude: str | None = AUXILIARY,
+                make_input: Callable[[tuple[int, ...], torch.device, torch.dtype], Any] | None = None) -> int:
+    """Multiply-adds of all ``Conv1d``, ``Conv2d`` and ``Linear`` layers in one forward of a zeros image.
 
-    ``input_shape`` is ``(C, H, W)`` or ``(1, C, H, W)``. The model runs once in eval mode (so no
-    auxiliary head output and no drop-path) without gradients, on the device of its parameters; its
-    training flag is restored afterwards. Modules whose qualified name contains ``exclude`` are not
+    ``input_shape`` is ``(C, H, W)`` or ``(1, C, H, W)``; ``make_input(shape, device, dtype)``, when given,
+    builds the model's input of ``input_shape`` instead (a task whose networks take another batch type). The
+    model runs once in eval mode (so no auxiliary head output and no drop-path) without gradients, on the
+    device of its parameters; its training flag is restored afterwards. Modules whose qualified name contains ``exclude`` are not
     counted. A layer applied several times (weight sharing) is counted at every call. Pooling,
     normalisation, activations and additions are not counted.
     """
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 3:
+    if len(shape) == 3 and make_input is None:
         shape = (1, *shape)
-    if len(shape) != 4 or shape[0] != 1:
+    if make_input is None and (len(shape) != 4 or shape[0] != 1):
         raise ValueError(f"input_shape must be (C, H, W) or (1, C, H, W), got {tuple(input_shape)}")
 
     total = 0
@@ -70,7 +74,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], exclude: str | Non
     for name, module in model.named_modules():
         if exclude and exclude in name:
             continue
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
@@ -82,7 +86,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], exclude: str | Non
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(shape, device=device, dtype=dtype))
+            model(make_input(shape, device, dtype) if make_input else torch.zeros(shape, device=device, dtype=dtype))
     finally:
         model.train(was_training)
         for handle in handles:

@@ -70,7 +70,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         model = build_network(cfg, space, arch, info, task)
         params = count_parameters(model)
         shape = task.input_shape(info)
-        flops = count_flops(model, shape)
+        flops = count_flops(model, shape, make_input=task.flops_input)
         base = {"command": "evaluate", "run_dir": str(run.path), "arch": arch.to_string(), "space": space.name,
                 "dataset": str(cfg.dataset.name), "protocol": str(cfg.protocol.name), "seed": int(cfg.seed),
                 "params": int(params), "flops": int(flops), "policy": str(cfg.policy) if policy else None}

@@ -104,6 +104,10 @@ class Task(ABC):
         """The input at which a network's multiply-adds are counted."""
         return (1, info.channels, info.image_size, info.image_size)
 
+    def flops_input(self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Any:
+        """The network input of ``shape`` at which multiply-adds are counted (zeros images by default)."""
+        return torch.zeros(shape, device=device, dtype=dtype)
+
     def cost_fields(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """Fields that say at which size ``flops`` was counted (none for classification: the dataset's size)."""
         return {}

@@ -25,9 +25,19 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+def move_to(t: Any, device: torch.device) -> Any:
+    """A tensor copied without blocking, or a batch object (e.g. speech's ``PaddedFeatures``) by its ``to``."""
+    return t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t.to(device)
+
+
+def prepare_input(x: Any, device: torch.device) -> Any:
+    """``x`` on ``device``; an image batch (4-D tensor) channels_last on CUDA."""
+    x = move_to(x, device)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" and _is_image(x) else x
+
+
+def _is_image(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and x.dim() == 4
 
 
 def compute_loss(
@@ -59,7 +69,7 @@ def count_correct(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
     for x, y in batches:
-        y = y.to(device, non_blocking=True)
+        y = move_to(y, device)
         with autocast_for(device):
             output = model(prepare_input(x, device))
         logits = output[0] if isinstance(output, (tuple, list)) else output

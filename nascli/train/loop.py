@@ -45,7 +45,7 @@ from nascli.errors import CheckpointError, DivergedError
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
 from nascli.train.hooks import (ClassificationHooks, TrainingHooks, accuracy_of, autocast_for, compute_loss,
-                                count_correct, prepare_input)
+                                count_correct, move_to, prepare_input)
 from nascli.train.protocol import Protocol, drop_path_at_epoch, lr_at_epoch
 
 STATE_FORMAT = TRAIN_FORMAT
@@ -77,7 +77,7 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
     params = [p for p in model.parameters() if p.requires_grad]
     for _ in range(steps):
         x, y = stream.next()
-        y = y.to(device, non_blocking=True)
+        y = move_to(y, device)
         with autocast_for(device):
             output = model(prepare_input(x, device))
         loss, main = hooks.loss(output, y)

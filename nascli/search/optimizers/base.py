@@ -27,8 +27,11 @@ SEARCH_OPTIMIZERS: Registry[type["SearchOptimizer"]] = Registry("optimizer")
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def upcast(t: torch.Tensor) -> torch.Tensor:
-    """Reduced-precision (autocast) outputs to float32 for the loss; float32/64 unchanged."""
+def upcast(t: Any) -> Any:
+    """Reduced-precision (autocast) outputs to float32 for the loss; float32/64 unchanged; an output that is
+    not a tensor (speech's ``CTCOutput``) is left to the task's criterion, which casts it itself."""
+    if not isinstance(t, torch.Tensor):
+        return t
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
