@@ -31,7 +31,8 @@ SELECTIONS_ALL = SELECTIONS.names()
 SPACES = ["darts", "nb201"]
 OWN_MATRIX_SPACES = {"darts_s1", "darts_s2", "darts_s3", "darts_s4",
                      "sharp_darts", "sharp_darts_choke", "sharper_darts",  # sharpDARTS: tests/test_sharp_darts.py
-                     "sisr_trilevel"}  # a super-resolution space (task=super_resolution): tests/test_sisr_space.py, test_task_*
+                     "sisr_trilevel",  # a super-resolution space (task=super_resolution): tests/test_sisr_space.py, test_task_*
+                     "conformer"}  # a speech space (task=speech_recognition): tests/test_conformer_space.py
 
 TINY = {
     "nb201": ["space.supernet.C=4", "space.supernet.N=1"],

@@ -25,3 +25,4 @@ def _load_all() -> None:
     except ImportError:  # pragma: no cover - only while the DARTS space is being built
         pass
     import nascli.spaces.sisr  # noqa: F401
+    import nascli.spaces.conformer  # noqa: F401
