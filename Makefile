@@ -10,13 +10,13 @@ PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
 TORCH_INDEX ?=
-DEMO_EXTRAS = plots,sr
-TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr
+DEMO_EXTRAS = plots,sr,speech
+TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr,speech
 
 VPY = $(VENV)/bin/python
 PIP_INSTALL = $(VPY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 
-.PHONY: venv demo test test-all bench-speed fmnist clean
+.PHONY: venv espeak-ng demo test test-all bench-speed fmnist clean
 
 # The environment. Debian/Ubuntu ship the venv module separately (python3.X-venv): installed here when we
 # are root with apt-get, otherwise one line says what to install.
@@ -35,6 +35,19 @@ $(VPY):
 
 venv: $(VPY)
 
+# The speech synthesiser of task=speech_recognition's offline dataset (spoken_digits): a system package,
+# installed like the venv module above when we are root with apt-get, otherwise one line says what to install
+# (the speech tests that need it are then skipped with that reason).
+espeak-ng:
+	@if ! command -v espeak-ng >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "nascli: installing espeak-ng (apt-get) for dataset=spoken_digits"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null || exit 1; \
+	  else \
+	    echo "nascli: dataset=spoken_digits needs espeak-ng: install it (Debian/Ubuntu: sudo apt-get install espeak-ng)"; \
+	  fi; \
+	fi
+
 $(VENV)/.installed-demo: EXTRAS = $(DEMO_EXTRAS)
 $(VENV)/.installed-test: EXTRAS = $(TEST_EXTRAS)
 $(VENV)/.installed-demo $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VPY)
@@ -42,14 +55,14 @@ $(VENV)/.installed-demo $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) |
 	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
 	@touch $@
 
-demo: $(VENV)/.installed-demo
+demo: $(VENV)/.installed-demo | espeak-ng
 	$(VENV)/bin/nas search +experiment=demo
 
 # -rs: every skipped test says why. pytest's exit status is make's (5, no tests collected, fails too).
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test | espeak-ng
 	$(VPY) -m pytest -rs
 
-test-all: $(VENV)/.installed-test
+test-all: $(VENV)/.installed-test | espeak-ng
 	$(VPY) -m pytest -rs -m "slow or not slow"
 
 bench-speed: $(VENV)/.installed-demo
