@@ -236,14 +236,19 @@ def test_edge_parts_build_and_step(part, opts, mixer):
     one_step(net)
 
 
-def test_interventions_fix_an_edge():
-    net = supernet()
-    net.mixer.fix_edge("cell", 0, CONFORMER_OPS.index("skip_connect"))
-    for e in range(1, len(EDGES)):
-        net.mixer.fix_edge("cell", e, CONFORMER_OPS.index("none"))
-    out = net(batch())
-    # every block is then LN(x) of its input: the block computes no op at all
-    assert torch.isfinite(out.log_probs).all()
+def test_fixed_edges_give_the_hand_computed_block():
+    net = supernet(blocks=1)
+    net.eval()
+    x = batch()
+    chain = {0, 2, 5, 9}  # 0->1, 1->2, 2->3, 3->4
+    for e in range(len(EDGES)):
+        net.mixer.fix_edge("cell", e, CONFORMER_OPS.index("skip_connect" if e in chain else "none"))
+    h, lengths, pad = net.frame.start(x)
+    block = net.blocks[0].norm(h).masked_fill(pad[:, :, None], 0.0)  # skips only: the block is LN(x)
+    expected = torch.log_softmax(net.frame.head(block), dim=-1)
+    assert torch.allclose(net(x).log_probs, expected, atol=1e-6)
+    net.mixer.fix_edge("cell", 9, CONFORMER_OPS.index("none"))  # node 4 gets nothing: zero, LN(0) = its bias 0
+    assert torch.allclose(net(x).log_probs, torch.log_softmax(net.frame.head.bias, -1).expand(3, 6, VOCAB))
 
 
 @pytest.mark.parametrize("opts, words", [({"heads": 3}, "heads dividing d_model"), ({"blocks": 0}, "blocks >= 1"),
