@@ -38,8 +38,9 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
 
 # ------------------------------------------------------------------ layouts (shared with test_speech_task.py)
 AISHELL_TEXT = {"BAC009S0002W0122": "而 对 楼市 成交", "BAC009S0002W0123": "抑制 作用", "BAC009S0003W0121": "最 大 的",
+                "BAC009S0003W0122": "限 购",
                 "BAC009S0764W0121": "甚至 出现 交易", "BAC009S0764W0122": "几乎 停滞 的 情况"}
-AISHELL_PARTS = {"train": {"S0002": ["BAC009S0002W0122", "BAC009S0002W0123"], "S0003": ["BAC009S0003W0121"]},
+AISHELL_PARTS = {"train": {"S0002": ["BAC009S0002W0122", "BAC009S0002W0123"], "S0003": ["BAC009S0003W0121", "BAC009S0003W0122"]},
                  "test": {"S0764": ["BAC009S0764W0121", "BAC009S0764W0122"]}}
 
 
@@ -118,17 +119,18 @@ def test_wav_roundtrip_and_flac(tmp_path):
 def test_aishell_layout(tmp_path):
     r = reader("aishell1", root=str(write_aishell_layout(tmp_path)))
     train = r.utterances("train")
-    assert [u.id for u in train] == ["BAC009S0002W0122", "BAC009S0002W0123", "BAC009S0003W0121"]  # W9999: no text
+    assert [u.id for u in train] == ["BAC009S0002W0122", "BAC009S0002W0123", "BAC009S0003W0121",
+                                     "BAC009S0003W0122"]  # W9999 has no transcript line
     assert train[0].text == "而对楼市成交" and train[0].speaker == "S0002"
     assert [u.id for u in r.utterances("test")] == ["BAC009S0764W0121", "BAC009S0764W0122"]
     info = r.info()
-    assert info.vocab.tokens == [BLANK_TOKEN, *sorted(set("而对楼市成交抑制作用最大的"))]
+    assert info.vocab.tokens == [BLANK_TOKEN, *sorted(set("而对楼市成交抑制作用最大的限购"))]
     tr, te = r.eval_splits()
-    assert len(tr) == 3 and len(te) == 2 and tr.features[0].shape == (1 + (6400 - 400) // 160, 23)
+    assert len(tr) == 4 and len(te) == 2 and tr.features[0].shape == (1 + (6400 - 400) // 160, 23)
     assert te.labels[1].tolist() == info.vocab.encode("的")  # only 的 of 几乎停滞的情况 is in the training vocabulary
     assert te.texts[1] == "几乎停滞的情况"
     w, a = r.search_splits()
-    assert len(w) + len(a) == 3 and not set(w.ids) & set(a.ids)
+    assert len(w) == len(a) == 2 and not set(w.ids) & set(a.ids)
 
 
 def test_aishell_missing_names_the_files(tmp_path):
