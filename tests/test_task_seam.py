@@ -74,7 +74,8 @@ def test_sr_task_picks_its_axes_and_the_command_line_wins():
      "mixer's weights of every level, while the probing criteria score cell edges only); valid choices: magnitude"),
 ])
 def test_mismatches_are_refused_in_one_line(overrides, message):
-    assert {"darts", "nb201"} <= set(spaces_for("classification")) and "sisr_trilevel" not in spaces_for("classification")
+    classification = spaces_for("classification")
+    assert {"darts", "nb201"} <= set(classification) and "sisr_trilevel" not in classification
     with pytest.raises(IncompatibleError) as exc:
         check_search_config(compose_cfg("search", overrides))
     assert str(exc.value) == message
@@ -192,3 +193,15 @@ def test_benchmark_forwards_the_task_and_reads_its_metric():
         ["task=super_resolution", "task.scale=2", "task.patch_size=8", "task.eval_max_images=null"]
     out = Outcome("ok", {"psnr": 31.5, "test_acc": None, "run_dir": "r"})
     assert trained_accuracy(out, "k", "psnr") == {"status": "ok", "acc": 31.5, "eval_run": "r"}
+
+
+def test_alpha_plot_takes_levels_with_their_own_number_of_choices():
+    """sisr_trilevel's network (6) and kernel (4) levels beside the cell's 7 ops (benchmark plots)."""
+    pytest.importorskip("matplotlib")
+    from nascli.bench.plots import alpha_trajectories
+
+    alphas = [{"cell": [[1 / 7] * 7], "network": [[1 / 6] * 6]},
+              {"cell": [[0.4] + [0.1] * 6], "network": [[0.5] + [0.1] * 5]}]
+    png = alpha_trajectories([1, 2], alphas, {"cell": ["e0"], "network": ["n"]}, [f"op{i}" for i in range(7)],
+                             title="t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

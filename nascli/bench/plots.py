@@ -126,7 +126,9 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
                        edge_names: Mapping[str, Sequence[str]], ops: Sequence[str], *, title: str) -> bytes:
     """softmax(alpha) of every op on every edge against the epoch: one panel per (cell type, edge).
 
-    ``alphas[i][cell_type][edge][op]`` is the probability after epoch ``epochs[i]``."""
+    ``alphas[i][cell_type][edge][op]`` is the probability after epoch ``epochs[i]``. A row with another number
+    of choices than ``ops`` (a level of its own, e.g. sisr_trilevel's network and kernel levels) names its
+    choices ``choice 0..n-1``."""
     panels = [(ct, k) for ct in edge_names for k in range(len(edge_names[ct]))]
     cols = min(len(panels), 6 if len(panels) > 8 else 3)
     rows = math.ceil(len(panels) / cols)
@@ -144,14 +146,16 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
     handles = {}
     for p, (ct, k) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, p + 1)
-        for o, op in enumerate(ops):
+        width = len(alphas[0][ct][k])
+        names = list(ops) if width == len(ops) else [f"choice {o}" for o in range(width)]
+        for o, op in enumerate(names):
             ys = [a[ct][k][o] for a in alphas]
-            (line,) = ax.plot(epochs, ys, color=op_colors[op], lw=1.6, marker="o", ms=2)
+            (line,) = ax.plot(epochs, ys, color=op_colors.get(op, cmap(o % 10)), lw=1.6, marker="o", ms=2)
             handles[op] = line
         name = edge_names[ct][k]
         ax.set_title(name if len(edge_names) == 1 else f"{ct}: {name}", fontsize=9)
         ax.set_ylim(*((max(0.0, low - pad), min(1.0, high + pad)) if zoomed else (0.0, 1.0)))
-        ax.axhline(uniform, color="gray", ls=":", lw=1)
+        ax.axhline(1.0 / width, color="gray", ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if p % cols == 0:
@@ -160,5 +164,6 @@ def alpha_trajectories(epochs: Sequence[int], alphas: Sequence[Mapping[str, Sequ
             ax.set_xlabel("search epoch")
     fig.suptitle(title + ("\n(y axis zoomed to the range of the values; dotted: uniform 1/|ops|)" if zoomed
                           else "\n(dotted: uniform 1/|ops|)"))
-    fig.legend([handles[o] for o in ops], list(ops), loc="outside lower center", ncol=min(len(ops), 8), fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 8),
+               fontsize=8)
     return _png(fig)
