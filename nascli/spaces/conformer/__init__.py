@@ -7,9 +7,10 @@ never names a method: the block's edges are mixed by whatever mixer the method b
 
 Taken from the papers:
 * Darts-Conformer (abstract and introduction, ar5iv 2104.02868): DARTS's mixed ops fused into Conformer
-  blocks, searched through NNI's DARTS mutator; one searched cell stacked as the whole encoder in place of
-  the Conformer blocks; searched on AISHELL-1. The DARTS derivation rule (``default``: top-2 inputs per node,
-  best non-``none`` op each) is that mutator's export rule;
+  blocks through a "Darts mutator" (read here as NNI's DartsMutator, whose alphas carry an extra zero op and
+  whose export keeps the top-n inputs per node by their best op and the argmax non-zero op on each: the
+  ``default`` rule with n = 2, as in DARTS); one searched cell stacked as the whole encoder in place of the
+  Conformer blocks; searched on AISHELL-1 in 0.7 GPU-days;
 * Conformer (sec. 2, Fig. 1-2): 4x convolutional subsampling front end; the block FFN/2 -> MHSA -> conv
   module -> FFN/2 -> LayerNorm, each sub-layer pre-LN with a residual (half-step residual for the macaron
   FFNs); FFN expansion 4 with Swish; conv module pointwise conv -> GLU -> depthwise conv -> BatchNorm ->

@@ -8,7 +8,7 @@ the edges in alpha-row order are (0->1), (0->2), (1->2), (0->3), (1->3), (2->3),
     |ffn_half~0|+|none~0|mhsa~1|+|none~0|none~1|conv_15~2|+|none~0|none~1|none~2|ffn_half~3|
 
 Derivation rules (:data:`DERIVE_RULES`), ``k`` the inputs kept per node:
-* ``default`` (k = 2): the DARTS rule as NNI's DARTS mutator applies it (Darts-Conformer searched with it):
+* ``default`` (k = 2): the DARTS rule, as NNI's DARTS mutator exports a cell (the package docstring says why):
   per node the k incoming edges with the largest score (an edge's score: ``edge_scores`` when given, else its
   best non-``none`` op score), each with its best non-``none`` op; the other edges get ``none``;
 * ``top1`` (k = 1): the same keeping one input per node (a chain of sub-layers, like the Conformer block);
