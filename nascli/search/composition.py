@@ -80,6 +80,17 @@ def _flow_is_classification_only(c: Composition) -> str | None:
             f"accuracy; task={c.task.name} needs a method without one")
 
 
+@COMPOSITION_RULES.register("component_task")
+def _component_serves_the_task(c: Composition) -> str | None:
+    """A component may work on one task's batches only (``Component.tasks``; None = any task)."""
+    for name, cls, _ in c.components:
+        tasks = getattr(cls, "tasks", None)
+        if c.task is not None and tasks is not None and c.task.name not in tasks:
+            return (f"method {c.method} (component {name}) {cls.tasks_why}, so it serves task={'/'.join(tasks)} "
+                    f"only; task={c.task.name} needs a method without it")
+    return None
+
+
 @COMPOSITION_RULES.register("validation_loss")
 def _needs_validation_loss(c: Composition) -> str | None:
     """A component that reads the validation loss needs an optimizer that computes one."""

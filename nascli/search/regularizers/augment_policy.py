@@ -111,6 +111,8 @@ class AugmentPolicySearch(Component):
     after the step); see the module docstring."""
 
     needs_validation_loss = True  # the reward is -L_val of the step
+    tasks = ("classification",)  # the policy's ops transform image batches
+    tasks_why = "searches an image augmentation policy"
 
     def __init__(self, supernet, optimizer, *, dataset: str, lr: float = 5e-3,
                  betas: tuple[float, float] = (0.5, 0.999), baseline_momentum: float = 0.9,
