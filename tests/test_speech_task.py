@@ -103,6 +103,14 @@ def test_wrong_space_and_dataset_refused_in_one_line(tmp_path):
         search(compose_cfg("search", ["task=speech_recognition", "dataset=cifar10", f"out_root={tmp_path}"]))
 
 
+def test_image_augmentation_method_refused_in_one_line(tmp_path):
+    from nascli.commands.search import search
+
+    with pytest.raises(NasError, match=r"method daas \(component augment_policy\) searches an image augmentation "
+                                       r"policy, so it serves task=classification only; task=speech_recognition"):
+        search(compose_cfg("search", ["task=speech_recognition", "method=daas", f"out_root={tmp_path}"]))
+
+
 # ------------------------------------------------------------------ through the commands
 def _search_and_evaluate(tmp_path, data: list[str]) -> tuple[dict, dict, dict]:
     from nascli.commands.evaluate import evaluate
@@ -132,11 +140,17 @@ def test_search_and_evaluate_on_spoken_digits(tmp_path):
 
 
 def test_search_and_evaluate_on_aishell_layout(tmp_path):
+    from nascli.commands.derive import derive
+
     root = write_aishell_layout(tmp_path / "aishell")
     res, _, derived = _search_and_evaluate(tmp_path, ["dataset=aishell1", f"dataset.root={root}"])
     assert res["dataset"] == "aishell1" and res["images"] == {"weights": 2, "arch": 2}
     assert derived["status"] == "ok" and derived["test_split"] == "aishell1-test" and derived["cer"] >= 0.0
     assert "楼" in derived["vocab"]
+    # nas derive on the saved supernet: magnitude gives the search's own arch again
+    again = derive(compose_cfg("derive", [f"run='{Path(res['arch_path']).parent}'", "selection=magnitude",
+                                          f"out_root={tmp_path / 'out'}"]))
+    assert again["arch"] == res["arch"]
 
 
 @pytest.mark.slow
