@@ -309,3 +309,17 @@ def test_spoken_digits_plan_and_refusals(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(DataMissingError, match="espeak-ng, which is not installed: apt-get install espeak-ng"):
         reader("spoken_digits", root=str(tmp_path / "none"), **TINY_DIGITS).utterances("train")
+
+
+def test_missing_extra_is_one_line(monkeypatch):
+    import sys
+
+    from nascli.data.speech.metrics import error_rates
+
+    monkeypatch.setitem(sys.modules, "jiwer", None)  # import jiwer raises ImportError
+    with pytest.raises(NasError, match=r"^CER/WER \(task=speech_recognition\) needs jiwer, which is not installed: "
+                                       r"pip install 'nascli\[speech\]'$"):
+        error_rates(["a"], ["a"])
+    monkeypatch.setitem(sys.modules, "kaldi_native_fbank", None)
+    with pytest.raises(NasError, match=r"needs kaldi-native-fbank, which is not installed: pip install 'nascli\[speech\]'"):
+        fbank(np.zeros(400, np.float32), RATE)
