@@ -139,18 +139,32 @@ def test_search_and_evaluate_on_spoken_digits(tmp_path):
     assert saved["cer"] == derived["cer"]
 
 
-def test_search_and_evaluate_on_aishell_layout(tmp_path):
+def test_search_and_derive_on_aishell_layout(tmp_path):
     from nascli.commands.derive import derive
+    from nascli.commands.search import search
 
     root = write_aishell_layout(tmp_path / "aishell")
-    res, _, derived = _search_and_evaluate(tmp_path, ["dataset=aishell1", f"dataset.root={root}"])
-    assert res["dataset"] == "aishell1" and res["images"] == {"weights": 2, "arch": 2}
-    assert derived["status"] == "ok" and derived["test_split"] == "aishell1-test" and derived["cer"] >= 0.0
-    assert "楼" in derived["vocab"]
+    o = [f"out_root={tmp_path / 'out'}"]
+    res = search(compose_cfg("search", [*TINY, "dataset=aishell1", f"dataset.root={root}", *o]))
+    assert res["status"] == "ok" and res["dataset"] == "aishell1" and res["images"] == {"weights": 2, "arch": 2}
     # nas derive on the saved supernet: magnitude gives the search's own arch again
-    again = derive(compose_cfg("derive", [f"run='{Path(res['arch_path']).parent}'", "selection=magnitude",
-                                          f"out_root={tmp_path / 'out'}"]))
+    again = derive(compose_cfg("derive", [f"run='{Path(res['arch_path']).parent}'", "selection=magnitude", *o]))
     assert again["arch"] == res["arch"]
+
+
+def test_evaluate_baseline_on_aishell_layout(tmp_path):
+    from nascli.commands.evaluate import evaluate
+
+    root = write_aishell_layout(tmp_path / "aishell")
+    ev = ["task=speech_recognition", "arch=conformer_baseline", *SHORT, "dataset=aishell1", f"dataset.root={root}",
+          f"out_root={tmp_path / 'out'}"]
+    dry = evaluate(compose_cfg("evaluate", [*ev, "dry_run=true"]))
+    assert dry["status"] == "dry_run" and dry["params"] > 0 and dry["flops"] > 0 and dry["flops_frames"] == 1000
+    trained = evaluate(compose_cfg("evaluate", ev))
+    assert trained["status"] == "ok" and trained["test_split"] == "aishell1-test" and trained["cer"] >= 0.0
+    assert trained["params"] == dry["params"] and "楼" in trained["vocab"] and trained["vocab"][0] == "<blank>"
+    saved = json.loads((Path(trained["run_dir"]) / "result.json").read_text())
+    assert saved["cer"] == trained["cer"]
 
 
 @pytest.mark.slow
