@@ -11,7 +11,7 @@ VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
 TORCH_INDEX ?=
 DEMO_EXTRAS = plots,sr,speech
-TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr,speech
+TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr,speech,export
 
 VPY = $(VENV)/bin/python
 PIP_INSTALL = $(VPY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from nascli import distributed
@@ -17,6 +18,7 @@ from nascli.commands.common import console, emit_result, plain, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
 from nascli.errors import NasError
+from nascli.export import check_export, save_model
 from nascli.spaces.lookup import load_arch
 from nascli.tasks import task_of
 from nascli.tasks.fit import check_fit
@@ -51,6 +53,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                        f"given; drop space= (nas picks the arch's space) or pass space={space.name}")
     task = task_of(cfg)
     check_fit(task, space, str(cfg.dataset.name))
+    check_export(cfg.get("export"))  # a bad export= or a missing onnx package: before anything is trained
     info = task.dataset_info(cfg.dataset)
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
@@ -137,7 +140,9 @@ def _train(cfg, task, run: RunDir, space, arch, model, info, base: dict[str, Any
               **task.result_fields(model, test_split.to(device), info, device), "world_size": ctx.world_size,
               "benchmark": space.ground_truth(arch, str(cfg.dataset.name)),
               "test_split": test_split.name, "images": {"train": len(train_split), "test": len(test_split)}}
-    if main:
+    if main:  # the trained network (model.pt, and export=onnx|torchscript), listed in result.json
+        example = task.flops_input(task.input_shape(info), torch.device("cpu"), torch.float32)
+        result.update(save_model(run.path, model, example, check_export(cfg.get("export"))))
         run.write_json("result.json", result)
         emit_result(result)
     return result
