@@ -160,6 +160,25 @@ def validate_value(command: str, key: str, value: Any) -> None:
         check_value(schema, key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value)
 
 
+def check_space_recipe(cfg: DictConfig) -> None:
+    """A method whose yaml keeps per-space recipes (``method.space_defaults``, picked by ``${space.name}``, as
+    drnas and gm_nas do) runs only on the spaces it has a recipe for; any other space is one line naming them
+    (before an interpolation into the missing recipe fails)."""
+    method = cfg.get("method") if isinstance(cfg, DictConfig) else None
+    space = cfg.get("space") if isinstance(cfg, DictConfig) else None
+    if not isinstance(method, DictConfig) or not isinstance(space, DictConfig):
+        return
+    if "space_defaults" not in method:
+        return
+    recipes = method._get_node("space_defaults")  # noqa: SLF001 - the raw node: recipes may interpolate
+    if not isinstance(recipes, DictConfig) or recipes._is_none():  # noqa: SLF001
+        return
+    name = str(space.get("name"))
+    if name not in recipes:
+        raise ConfigError(f"method={method.get('name')} has no recipe for space={name}; spaces it runs on: "
+                          f"{', '.join(str(k) for k in recipes.keys())}")
+
+
 def validate_config(command: str, cfg: DictConfig, *, outside: bool = True) -> None:
     """Raise a one-line :class:`ConfigError` (or the check's own NasError) on the first problem.
 
@@ -169,6 +188,7 @@ def validate_config(command: str, cfg: DictConfig, *, outside: bool = True) -> N
     if schema is None:
         return
     check_keys(schema, cfg)
+    check_space_recipe(cfg)
     check_values(schema, cfg)
     if outside:
         for name in schema.checks:
