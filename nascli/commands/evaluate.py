@@ -105,6 +105,8 @@ def _train(cfg, task, run: RunDir, space, arch, model, info, base: dict[str, Any
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(cfg)
         run.write_json("arch.json", arch.to_json())
+        for name, obj in task.artifacts(info).items():
+            run.write_json(name, obj)
         if policy is not None:
             from nascli.data.policy import policy_table
             run.write_json("policy.json", policy.to_json())

@@ -113,7 +113,8 @@ class SearchSession:
         arch_path, arch, bench = write_selection(run, self.space, self.selection_context(), cfg.selection,
                                                  dataset=str(cfg.dataset.name), file_name="arch.json",
                                                  epoch=arch_epoch)
-        artifacts = {}
+        task_files = self.setup.task.artifacts(self.setup.info)  # e.g. speech's vocab.json
+        artifacts = {name: str(run.write_json(name, obj)) for name, obj in task_files.items()}
         for component in self.components:
             for name, obj in component.artifacts().items():
                 artifacts[name] = str(run.write_json(name, obj))

@@ -122,6 +122,11 @@ class Task(ABC):
         """What the plain training loop needs from the task under ``protocol``; ``make_stream`` replaces the
         task's training stream factory where the task allows it (DAAS policy augmentation)."""
 
+    def artifacts(self, info: Any) -> dict[str, Any]:
+        """JSON files a run of this task writes beside its arch.json (file name -> object): what a later command
+        needs to read the run's outputs (speech: the vocabulary). None for classification."""
+        return {}
+
     def result_fields(self, model: nn.Module, test_split: Any, info: Any, device: torch.device) -> dict[str, Any]:
         """Extra fields of an evaluation's result (e.g. a baseline on the same test images)."""
         return {}
