@@ -150,6 +150,8 @@ def test_search_and_derive_on_aishell_layout(tmp_path):
     # nas derive on the saved supernet: magnitude gives the search's own arch again
     again = derive(compose_cfg("derive", [f"run='{Path(res['arch_path']).parent}'", "selection=magnitude", *o]))
     assert again["arch"] == res["arch"]
+    vocab = json.loads((Path(res["run_dir"]) / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["blank"] == 0 and vocab["tokens"][0] == "<blank>" and "楼" in vocab["tokens"]
 
 
 def test_evaluate_baseline_on_aishell_layout(tmp_path):
@@ -165,6 +167,8 @@ def test_evaluate_baseline_on_aishell_layout(tmp_path):
     assert trained["params"] == dry["params"] and "楼" in trained["vocab"] and trained["vocab"][0] == "<blank>"
     saved = json.loads((Path(trained["run_dir"]) / "result.json").read_text())
     assert saved["cer"] == trained["cer"]
+    vocab = json.loads((Path(trained["run_dir"]) / "vocab.json").read_text(encoding="utf-8"))
+    assert vocab["tokens"] == trained["vocab"]
 
 
 @pytest.mark.slow

@@ -201,6 +201,10 @@ class SpeechRecognitionTask(Task):
                            "policy= (an image augmentation policy for classification)")
         return SpeechTrainingHooks(self.augment)
 
+    def artifacts(self, info: Any) -> dict[str, Any]:
+        """``vocab.json``: the vocabulary the run's networks decode with (index 0: the blank)."""
+        return {"vocab.json": info.vocab.to_json()}
+
     def result_fields(self, model: nn.Module, test_split: Any, info: Any, device: torch.device) -> dict[str, Any]:
         """The vocabulary the network decodes with (index 0: the blank), kept with the run."""
         return {"vocab": info.vocab.tokens, "utterances": {"test": len(test_split)}}
