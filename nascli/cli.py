@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "derive": ("nascli.commands.derive:derive", "re-derive an architecture from a saved search (any selection)"),
     "evaluate": ("nascli.commands.evaluate:evaluate", "train a discrete architecture from scratch (or dry_run)"),
     "benchmark": ("nascli.commands.benchmark:benchmark", "methods x seeds studies with baselines and reports"),
+    "show": ("nascli.commands.show:show", "summarize one run folder (format=text|json)"),
 }
 # `nas <command> <word>` spellings mapped to overrides
 ALIASES: dict[tuple[str, str], list[str]] = {("benchmark", "aggregate"): ["mode=aggregate"]}
