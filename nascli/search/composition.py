@@ -359,8 +359,9 @@ def composition(cfg: DictConfig) -> Composition:
         check_options(opts, accepted_options(cls), f"method.components[{name}]")
         components.append((name, cls, opts))
     supernet_opts = {**dict(plain(cfg.space.get("supernet")) or {}), **dict(plain(cfg.method.get("supernet")) or {})}
-    check_options(supernet_opts, accepted_options(space.build_supernet, skip=("mixer", "num_classes", "scale",
-                                                                               "in_channels", "edge_parts")),
+    check_options(supernet_opts, accepted_options(space.build_supernet, skip=(
+        "mixer", "in_channels", "edge_parts",
+        "num_classes", "scale", "vocab_size", "in_features")),  # the tasks' head keywords (Task.head_kwargs)
                   f"{space.name} supernet (space.supernet / method.supernet)")
     opt_name, opt_opts = _named(cfg.optimizer, "optimizer")
     optimizer = SEARCH_OPTIMIZERS.get(opt_name)
