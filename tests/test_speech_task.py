@@ -154,6 +154,20 @@ def test_search_and_derive_on_aishell_layout(tmp_path):
     assert vocab["blank"] == 0 and vocab["tokens"][0] == "<blank>" and "楼" in vocab["tokens"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("selection", ["ostr", "perturbation"])
+def test_probing_selections_derive_a_speech_search(tmp_path, selection):
+    """The probing criteria score the speech supernet through the task's CTC loss and batch score."""
+    from nascli.commands.derive import derive
+    from nascli.commands.search import search
+
+    root = write_aishell_layout(tmp_path / "aishell")
+    o = [f"out_root={tmp_path / 'out'}"]
+    res = search(compose_cfg("search", [*TINY, "dataset=aishell1", f"dataset.root={root}", *o]))
+    got = derive(compose_cfg("derive", [f"run='{Path(res['arch_path']).parent}'", f"selection={selection}", *o]))
+    assert (Path(res["run_dir"]) / f"arch_{selection}.json").is_file() and got["arch"].count("~") == 10
+
+
 def test_evaluate_baseline_on_aishell_layout(tmp_path):
     from nascli.commands.evaluate import evaluate
 
