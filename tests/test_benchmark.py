@@ -50,6 +50,9 @@ def test_relative_improvement_reproduces_the_papers_table():
     assert relative_improvement(50.0, 40.0) == 25.0
     assert relative_improvement(None, 40.0) is None and relative_improvement(50.0, None) is None
     assert relative_improvement(50.0, 0.0) is None
+    # an error rate (CER): fewer errors than random is a positive improvement, 20 vs 40 halves them
+    assert relative_improvement(20.0, 40.0, higher_is_better=False) == 50.0
+    assert relative_improvement(50.0, 40.0, higher_is_better=False) == -25.0
 
 
 def test_mean_std_is_population_std_and_ignores_missing_values():
@@ -94,6 +97,20 @@ def _row(method, seed, sel="magnitude", status="ok", acc=None, **kw):
 def _study(dataset="cifar10"):
     return {"id": "x", "mode": "study", "space": "nb201", "dataset": dataset, "methods": ["darts", "gdas"],
             "seeds": [0, 1, 2], "selections": ["magnitude"], "baseline": {"samples": 2, "seed": 0}}
+
+
+def test_report_of_a_lower_is_better_metric_picks_the_lowest_and_signs_ri_by_it():
+    """Speech studies report CER: "best" is the lowest error and a method below random has a positive RI."""
+    rows = [_row("darts", 0, acc=30.0), _row("darts", 1, acc=50.0), _row("gdas", 0, acc=90.0)]
+    baseline = [{"sample": 0, "seed": 0, "arch": "a", "status": "ok", "acc": 100.0},
+                {"sample": 1, "seed": 1, "arch": "b", "status": "ok", "acc": 60.0}]
+    report = build_report(_study(), rows, baseline, None, labels=["darts", "gdas"], selections=["magnitude"],
+                          methods={"darts": "darts", "gdas": "gdas"}, with_published=False, accuracy_source="run",
+                          metric="CER (%)", higher_is_better=False)
+    darts, gdas = report["cells"]
+    assert darts["acc"]["best"] == 30.0 and report["baseline"]["random"]["best"] == 60.0
+    assert darts["ri"] == pytest.approx(100 * (80.0 - 40.0) / 80.0) and gdas["ri"] == pytest.approx(-12.5)
+    assert report["accuracy"] == {"metric": "CER (%)", "source": "run", "higher_is_better": False}
 
 
 def test_report_cells_count_failures_and_use_exact_nb201_space_statistics():

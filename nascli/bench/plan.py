@@ -49,6 +49,7 @@ class Plan:
     group_args: list[str] = field(default_factory=list)    # task/space/dataset overrides for evaluate jobs
     metric: str = "test_acc"                               # the task's primary result key (nascli/tasks)
     metric_title: str = "test accuracy (%)"
+    higher_is_better: bool = True                          # the metric's direction (False: an error rate)
     hash_extra: dict[str, Any] = field(default_factory=dict)
     study_info: dict[str, Any] = field(default_factory=dict)
 
@@ -135,7 +136,8 @@ def plan_study(cfg: DictConfig) -> Plan:
     group_args = task_args(cfg) + group_overrides("space", cfg.space) + group_overrides("dataset", cfg.dataset)
     search_overrides = [str(o) for o in cfg.search_overrides or []]
     plan = Plan("study", space, dataset, labels, {}, seeds, [str(s) for s in cfg.selections], {}, [],
-                group_args=group_args, metric=task.metric, metric_title=task.metric_title)
+                group_args=group_args, metric=task.metric, metric_title=task.metric_title,
+                higher_is_better=task.higher_is_better)
     with fresh_compose() as compose:
         plan.selection_cfgs = compose_selections(compose, cfg)
         for label in labels:

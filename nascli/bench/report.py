@@ -37,19 +37,19 @@ CSV_COLUMNS = ("kind", "method", "selection", "runs", "ok", "acc_mean", "acc_std
 
 
 def _cell(label: str, selection: str, rows: Sequence[dict[str, Any]], random_mean: float | None,
-          space_mean: float | None) -> dict[str, Any]:
+          space_mean: float | None, higher_is_better: bool = True) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] == "ok"]
     searched = [r for r in rows if r.get("search_status") == "ok"]
-    acc = summarize(r["acc"] for r in ok)
-    valid = summarize(r.get("valid_acc") for r in ok)
+    acc = summarize((r["acc"] for r in ok), higher_is_better)
+    valid = summarize((r.get("valid_acc") for r in ok), higher_is_better)
     peak = [r["peak_memory_mb"] for r in searched if r.get("peak_memory_mb") is not None]
     archs = Counter(r["arch"] for r in ok if r.get("arch"))
     return {
         "method": label, "selection": selection, "runs": len(rows), "ok": len(ok),
         "statuses": dict(sorted(Counter(r["status"] for r in rows if r["status"] != "ok").items())),
         "acc": acc.as_dict(), "valid_acc": valid.as_dict() if valid.n else None,
-        "ri": relative_improvement(acc.mean, random_mean),
-        "ri_space": relative_improvement(acc.mean, space_mean),
+        "ri": relative_improvement(acc.mean, random_mean, higher_is_better),
+        "ri_space": relative_improvement(acc.mean, space_mean, higher_is_better),
         "search_time_s": mean_of(r.get("search_time_s") for r in searched),
         "peak_memory_mb": max(peak) if peak else None,
         "skip_count": mean_of(r.get("skip_count") for r in ok),
@@ -104,7 +104,8 @@ def _published(cells: Sequence[dict[str, Any]], methods: Mapping[str, SearchIden
 def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]],
                  space_stats: dict[str, Any] | None, *, labels: Sequence[str], selections: Sequence[str],
                  methods: Mapping[str, SearchIdentity | str], with_published: bool, accuracy_source: str,
-                 plots: Sequence[tuple[str, str]] = (), metric: str = "test accuracy (%)") -> dict[str, Any]:
+                 plots: Sequence[tuple[str, str]] = (), metric: str = "test accuracy (%)",
+                 higher_is_better: bool = True) -> dict[str, Any]:
     """The report dict (see the module docstring).
 
     ``rows``: one per (label, seed, selection) with ``status`` (``ok`` when search, derivation and
@@ -114,10 +115,11 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     ``methods``: label -> :class:`~nascli.bench.identity.SearchIdentity` (method, optimizer, selection, preset)
     or a conf/method name (its default optimizer), for the published rows; ``with_published``: add the
     published rows of the study's space and dataset where there are any; ``plots``: (file, caption); ``metric``:
-    the task's primary metric in words (``acc`` holds it: PSNR in dB for super-resolution).
+    the task's primary metric in words (``acc`` holds it: PSNR in dB for super-resolution); ``higher_is_better``:
+    its direction (False for CER), which picks "best" and the sign of the relative improvements.
     """
     base_ok = [b for b in baseline if b["status"] == "ok"]
-    random_summary = summarize(b["acc"] for b in base_ok)
+    random_summary = summarize((b["acc"] for b in base_ok), higher_is_better)
     space = None
     if space_stats is not None:
         space = {"mean": space_stats["test"][0], "std": space_stats["test"][1],
@@ -129,7 +131,7 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     for label in labels:
         for selection in selections:
             cell_rows = [r for r in rows if r["method"] == label and r["selection"] == selection]
-            cells.append(_cell(label, selection, cell_rows, random_summary.mean, space_mean))
+            cells.append(_cell(label, selection, cell_rows, random_summary.mean, space_mean, higher_is_better))
     failures = [{"what": f"{r['method']} seed={r['seed']} selection={r['selection']}", "stage": r.get("stage"),
                  "status": r["status"], "error": r.get("error"), "log": r.get("log")}
                 for r in rows if r["status"] != "ok"]
@@ -138,7 +140,7 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
     return {
         "schema": SCHEMA,
         "study": study,
-        "accuracy": {"metric": metric, "source": accuracy_source},
+        "accuracy": {"metric": metric, "source": accuracy_source, "higher_is_better": higher_is_better},
         "cells": cells,
         "baseline": {
             "random": {**random_summary.as_dict(), "planned": len(baseline),
@@ -157,6 +159,11 @@ def build_report(study: dict[str, Any], rows: Sequence[dict[str, Any]], baseline
 
 
 # ----------------------------------------------------------------------------- formatting
+def _higher_is_better(report: dict[str, Any]) -> bool:
+    """The direction of the report's metric (reports written before it was recorded: accuracy, higher)."""
+    return bool(report["accuracy"].get("higher_is_better", True))
+
+
 def _f(value: Any, digits: int = 2) -> str:
     if value is None:
         return "–"
@@ -216,12 +223,13 @@ def main_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                     _f(c["skip_count"], 1), _f(c["alpha_entropy"], 3), _f(c["hessian_eigenvalue"], 3)))
     r = report["baseline"]["random"]
     out.append((f"random ({r['planned']} samples)", "–", f"{r['n']}/{r['planned']}", _pm(r), "–", _f(r["best"]),
-                "0.00" if r["mean"] is not None else "–", _f(relative_improvement(r["mean"], _space_mean(report))),
+                "0.00" if r["mean"] is not None else "–",
+                _f(relative_improvement(r["mean"], _space_mean(report), _higher_is_better(report))),
                 "–", "–", "–", "–", "–"))
     s = report["baseline"]["space"]
     if s:
         out.append(("whole space (exact)", "–", "all", _pm(s), "–", _f(s["best"]),
-                    _f(relative_improvement(s["mean"], r["mean"])),
+                    _f(relative_improvement(s["mean"], r["mean"], _higher_is_better(report))),
                     "0.00", "–", "–", "–", "–", "–"))
     return out
 
@@ -364,12 +372,14 @@ def render_csv(report: dict[str, Any]) -> str:
                          c["hessian_eigenvalue"], acc[0], acc[1], (p or {}).get("set"), (p or {}).get("row")])
     r = report["baseline"]["random"]
     writer.writerow(["random", "random", "", r["planned"], r["n"], r["mean"], r["std"], r["best"], None,
-                     0.0 if r["mean"] is not None else None, relative_improvement(r["mean"], _space_mean(report)),
+                     0.0 if r["mean"] is not None else None,
+                     relative_improvement(r["mean"], _space_mean(report), _higher_is_better(report)),
                      None, None, None, None, None, None, None, None, None])
     s = report["baseline"]["space"]
     if s:
         writer.writerow(["space", "space", "", "", "", s["mean"], s["std"], s["best"], s["valid_mean"],
-                         relative_improvement(s["mean"], r["mean"]), 0.0, None, None, None, None, None,
+                         relative_improvement(s["mean"], r["mean"], _higher_is_better(report)), 0.0,
+                         None, None, None, None, None,
                          None, None, None, None])
     return buf.getvalue()  # csv writes None as an empty field
 

@@ -58,12 +58,15 @@ def summarize(values: Iterable[Any], higher_is_better: bool = True) -> Summary:
     return Summary(len(vals), mean, std, max(vals) if higher_is_better else min(vals))
 
 
-def relative_improvement(acc_method: float | None, acc_random: float | None) -> float | None:
-    """``100 * (acc_method - acc_random) / acc_random`` on mean accuracies; ``None`` if either is missing
-    or the random accuracy is 0 (RI undefined)."""
+def relative_improvement(acc_method: float | None, acc_random: float | None,
+                         higher_is_better: bool = True) -> float | None:
+    """``100 * (acc_method - acc_random) / acc_random`` on mean scores, so a better method is positive; for a
+    lower-is-better metric (error rates such as CER) ``100 * (acc_random - acc_method) / acc_random``.
+    ``None`` if either is missing or the random score is 0 (RI undefined)."""
     if acc_method is None or acc_random is None or acc_random == 0:
         return None
-    return 100.0 * (acc_method - acc_random) / acc_random
+    gain = acc_method - acc_random if higher_is_better else acc_random - acc_method
+    return 100.0 * gain / acc_random
 
 
 def mean_of(values: Iterable[Any]) -> float | None:

@@ -99,7 +99,8 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     identities = {run.label: identity_of(run.method, run.config) for run in plan.runs}  # one config per label
     kwargs = dict(labels=plan.labels, selections=plan.selections, methods={**plan.methods, **identities},
                   with_published=published.covers(plan.dataset, plan.space),
-                  accuracy_source=accuracy_source(cfg, plan, table), metric=plan.metric_title)
+                  accuracy_source=accuracy_source(cfg, plan, table), metric=plan.metric_title,
+                  higher_is_better=plan.higher_is_better)
     stats = table.space_stats(plan.dataset) if table else None
     report = build_report(study, rows, base_rows, stats, **kwargs)
     if cfg.get("plots", True):
