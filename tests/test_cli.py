@@ -17,7 +17,7 @@ def test_top_level_help_lists_commands():
 def test_unknown_command_is_one_line():
     proc = nas("serch", check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown command 'serch'; valid commands: search, derive, evaluate, benchmark"
+    assert proc.stderr.strip() == "error: unknown command 'serch'; valid commands: search, derive, evaluate, benchmark, show"
 
 
 def test_hydra_help_and_cfg_job():
