@@ -479,11 +479,30 @@ def test_derive_stays_inside_the_leaf_groups_where_the_unrestricted_argmax_leave
     assert arch_ops(out["arch"])[r.edge] == r.ops[-1]
 
 
-def test_derive_refuses_probing_criteria_on_a_few_shot_run(full_run):
-    with pytest.raises(IncompatibleError) as exc:
-        _derive(Path(full_run["run_dir"]), "selection=ostr")
-    assert "\n" not in str(exc.value) and "not among the edge's group; use selection=magnitude" in str(exc.value)
-    assert not (Path(full_run["run_dir"]) / "arch_ostr.json").exists()
+@pytest.mark.parametrize("selection", ["ostr", "perturbation"])
+def test_probing_criteria_derive_a_few_shot_run_inside_the_leafs_groups(full_run, monkeypatch, selection):
+    """The probing criteria score only the ops a restricted edge keeps: with an op outside the group far ahead
+    in alpha (as in the magnitude test above), every restricted edge still gets an op of its group."""
+    from nascli.search.builder import SearchSetup
+
+    run = Path(full_run["run_dir"])
+    winner = json.loads((run / "tree" / "state.json").read_text())["winner"]
+    tree = SplitTree.load(run / "tree" / "state.json")
+    restrictions = tree.node(winner["node"]).restrictions
+    real = SearchSetup.selection_context
+
+    def tilted(self):
+        with torch.no_grad():
+            for r in restrictions:
+                outside = next(o for o in range(5) if o not in r.ops)
+                self.supernet.mixer.alphas["cell"][r.edge, outside] = 50.0
+        return real(self)
+
+    monkeypatch.setattr(SearchSetup, "selection_context", tilted)
+    out = _derive(run, f"selection={selection}")
+    ops = arch_ops(out["arch"])
+    assert restrictions and all(ops[r.edge] in r.ops for r in restrictions)
+    assert (run / f"arch_{selection}.json").exists()
 
 
 def test_derive_on_an_unfinished_few_shot_run_is_one_line(tmp_path):
@@ -500,7 +519,6 @@ def test_derive_on_an_unfinished_few_shot_run_is_one_line(tmp_path):
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("override,words", [
     ("method.flow.split_epochs=[1,4]", "must all be below search.epochs=4"),
-    ("selection=ostr", "use selection=magnitude"),
     ("method.supernet.impl=fast", "use method.supernet.impl=reference"),
     ("method.flow.cell_types=[reduce]", "are not cell types of space nb201: cell"),
 ])

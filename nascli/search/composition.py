@@ -263,17 +263,14 @@ def _partial_channels_divide_the_width(c: Composition) -> str | None:
 @COMPOSITION_RULES.register("flow")
 def _split_tree_flow(c: Composition) -> str | None:
     """A split-tree flow (GM-NAS) reads each op's parameters per edge (reference cells), selects inside each
-    leaf's sub-space (magnitude; the probing selections score a cell type's candidate ops on every edge, which
-    a restricted edge does not all keep) and splits before the run ends. ``nas derive`` on a few-shot run
+    leaf's sub-space (every criterion: the probing ones skip the ops a leaf's restricted edge leaves out,
+    ``probe.edge_candidates``) and splits before the run ends. ``nas derive`` on a few-shot run
     applies the same rule (nascli/search/few_shot/derive.py)."""
     if c.flow is None:
         return None
     if c.supernet_options.get("impl") != "reference":
         return (f"method {c.method} scores edges by the gradients of each edge's own op modules, and supernet impl "
                 f"{c.supernet_options.get('impl')!r} batches them; use method.supernet.impl=reference")
-    if c.selection != "magnitude":
-        return (f"method {c.method} selects inside each sub-supernet's op groups, and selection {c.selection} "
-                f"chooses among every candidate op of an edge, not among the edge's group; use selection=magnitude")
     unknown = [t for t in (c.flow[1].get("cell_types") or []) if t not in c.space.cell_types]
     if unknown:
         return (f"method.flow.cell_types {unknown} are not cell types of space {c.space.name}: "

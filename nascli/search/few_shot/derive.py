@@ -5,9 +5,8 @@ A few-shot run keeps no supernet at its root: every node is a run directory of i
 own settings, ``GradientMatchingFlow.node_config``) and its checkpoint, with the leaf's op groups restricted on
 its mixer (``Mixer.restrict_edge``; the checkpoint carries them, the tree is the truth), and hands the criterion a
 space whose ``discretize`` never picks an op outside a group (:mod:`.restricted`). So ``selection=magnitude``
-re-derives exactly the leaf's own arch. The probing criteria (``ostr``, ``perturbation``) choose among a cell
-type's candidate ops on every edge, not among the edge's group, and are refused for a few-shot run by the same
-composition rule that refuses them for its search (nascli/search/composition.py).
+re-derives exactly the leaf's own arch. The probing criteria (``ostr``, ``perturbation``) probe only the ops a
+restricted edge keeps (``edge_candidates`` in nascli/search/selection/probe.py).
 """
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from nascli.search.selection.base import SELECTIONS, SelectionContext, SelectionResult
-from nascli.search.selection.probe import SupernetProbe, as_json_matrix, candidate_ops, first_best, probe_batches
+from nascli.search.selection.probe import (SupernetProbe, as_json_matrix, candidate_ops, edge_candidates, first_best,
+                                           probe_batches)
 
 ORDERS = ("sequential", "greedy")
 
@@ -53,10 +54,11 @@ def select_by_strength(ctx: SelectionContext, num_batches: int = 4, bn: str = "b
             base = probe.evaluate()[0]
             if order == "sequential":
                 ct, e = undecided[0]
-                s = _score_edge(probe, base, ct, e, cands[ct])
+                s = _score_edge(probe, base, ct, e, edge_candidates(net.mixer, ct, e, cands[ct]))
                 op = first_best(s.items())
             else:
-                round_scores = {(ct, e): _score_edge(probe, base, ct, e, cands[ct]) for ct, e in undecided}
+                round_scores = {(ct, e): _score_edge(probe, base, ct, e, edge_candidates(net.mixer, ct, e, cands[ct]))
+                                for ct, e in undecided}
                 (ct, e, op) = first_best(((ct, e, o), v) for (ct, e), s in round_scores.items() for o, v in s.items())
                 s = round_scores[(ct, e)]
             for o, v in s.items():

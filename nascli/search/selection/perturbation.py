@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from nascli.search.selection.base import SELECTIONS, SelectionContext, SelectionResult
-from nascli.search.selection.probe import SupernetProbe, as_json_matrix, candidate_ops, first_best, probe_batches
+from nascli.search.selection.probe import (SupernetProbe, as_json_matrix, candidate_ops, edge_candidates, first_best,
+                                           probe_batches)
 
 CRITERIA = ("acc", "loss")
 
@@ -59,7 +60,8 @@ def select_by_perturbation(ctx: SelectionContext, num_batches: int = 4, crit: st
                        criterion=ctx.criterion) as probe:
         for k, (ct, e) in enumerate(order):
             base = probe.evaluate()
-            d = {o: _damage(base, probe.evaluate(mask=[(ct, e, o)]), crit) for o in cands[ct]}
+            d = {o: _damage(base, probe.evaluate(mask=[(ct, e, o)]), crit)
+                 for o in edge_candidates(net.mixer, ct, e, cands[ct])}
             op = first_best(d.items())
             for o, v in d.items():
                 damage[ct][e, o] = v

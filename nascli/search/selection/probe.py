@@ -52,6 +52,12 @@ def candidate_ops(space, cell_type: str, rule: str = "default") -> list[int]:
     return [o for o in ops if o != none]
 
 
+def edge_candidates(mixer, cell_type: str, edge: int, cands: list[int]) -> list[int]:
+    """``cands`` on one edge: without the ops a restriction of that edge leaves out (``Mixer.restrict_edge``)."""
+    allowed = mixer.allowed_ops(cell_type)
+    return list(cands) if allowed is None else [o for o in cands if bool(allowed[edge, o])]
+
+
 def _is_bn(m: nn.Module) -> bool:
     return isinstance(m, nn.modules.batchnorm._BatchNorm)
 
