@@ -223,9 +223,9 @@ EVALUATE = [
     ("evaluate arch=" + NB201 + " protocol.epochz=1",
      "unknown key 'protocol.epochz' for nas evaluate; did you mean protocol.epochs?"),
     ("evaluate arch=" + NB201 + " experiment=demo",
-     "experiment=demo does not apply to nas evaluate; its config groups: dataset, protocol, space"),
+     "experiment=demo does not apply to nas evaluate; its config groups: dataset, protocol, space, task"),
     ("evaluate arch=" + NB201 + " optimizer=bilevel",
-     "optimizer=bilevel does not apply to nas evaluate; its config groups: dataset, protocol, space"),
+     "optimizer=bilevel does not apply to nas evaluate; its config groups: dataset, protocol, space, task"),
     ("evaluate arch=" + NB201 + " out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a "
                                                     "folder; allowed: a writable folder (existing or creatable)"),
 ]
@@ -280,7 +280,7 @@ BENCHMARK = [
     ("benchmark methodz=[darts]", "unknown key 'methodz' for nas benchmark; did you mean methods?"),
     ("benchmark +baseline.sample=4", "unknown key 'baseline.sample' for nas benchmark; did you mean baseline.samples?"),
     ("benchmark method=darts", "method=darts does not apply to nas benchmark; its config groups: dataset, protocol, "
-                               "space"),
+                               "space, task"),
     ("benchmark --seeds 0", "unknown flag '--seeds' for nas benchmark; did you mean seeds=0? settings are key=value "
                             "overrides; flags: --help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
     ("benchmark out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a folder; allowed: a "
@@ -312,7 +312,7 @@ def test_bad_input_is_one_line_and_writes_nothing(line, expected, finished, caps
 def test_misplaced_flag_before_the_command(finished, capsys):
     code, out, err = run_in_process(capsys, ["--cfg", "job", "search", "search.epochs=2"])
     assert_refused(code, out, err, "flag '--cfg' comes before the command; flags go after it: nas search --cfg job "
-                                   "search.epochs=2; commands: search, derive, evaluate, benchmark", finished)
+                                   "search.epochs=2; commands: search, derive, evaluate, benchmark, show", finished)
 
 
 def test_wrong_md5_archive_is_refused_before_extraction(finished, capsys):
@@ -388,4 +388,4 @@ def test_bad_input_through_the_nas_executable(line, expected, finished):
 def test_misplaced_flag_through_the_nas_executable(finished):
     proc = nas("--cfg", "job", "search", check=False)
     assert_refused(proc.returncode, proc.stdout, proc.stderr, "flag '--cfg' comes before the command; flags go after "
-                   "it: nas search --cfg job; commands: search, derive, evaluate, benchmark", finished)
+                   "it: nas search --cfg job; commands: search, derive, evaluate, benchmark, show", finished)

@@ -26,7 +26,7 @@ from nascli.compose_api import fresh_compose
 from nascli.config.schema import SCHEMAS
 from nascli.config.validate import (
     ConfigError,
-    command_groups,
+    user_groups,
     config_keys,
     nearest,
     unknown_key_message,
@@ -236,7 +236,7 @@ class Job:
 
 def plan_jobs(command: str, parsed: list[Any], multirun: bool, groups: list[str]) -> list[Job]:
     """The configs to compose: the first value of every sweep, plus one job per other group choice."""
-    own_groups = command_groups(command)
+    own_groups = user_groups(command)
     group_options: list[tuple[int, list[str]]] = []
     first: list[str] = []
     kinds: list[bool] = []

@@ -92,6 +92,20 @@ def command_groups(command: str) -> list[str]:
     return sorted(g for g in out if not g.startswith("_"))
 
 
+# Groups a command composes only so that a task can fill them: evaluate and benchmark hold method / optimizer /
+# selection at null, and task=super_resolution sets its trilevel search method there. They are not the user's
+# to choose on that command (nas evaluate trains a fixed arch; nas benchmark takes methods=[...]).
+TASK_FILLED_GROUPS: dict[str, frozenset[str]] = {
+    "evaluate": frozenset({"method", "optimizer", "selection"}),
+    "benchmark": frozenset({"method", "optimizer", "selection"}),
+}
+
+
+def user_groups(command: str) -> list[str]:
+    """The config groups a user may choose on ``nas <command>``: ``command_groups`` less ``TASK_FILLED_GROUPS``."""
+    return [g for g in command_groups(command) if g not in TASK_FILLED_GROUPS.get(command, frozenset())]
+
+
 @lru_cache(maxsize=None)
 def shipped_keys(command: str) -> frozenset[str]:
     """Every dotted key that a config file shipped for ``command`` defines (``conf/<command>.yaml``, an
