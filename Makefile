@@ -10,8 +10,8 @@ PYTHON ?= python3
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
 TORCH_INDEX ?=
-DEMO_EXTRAS = plots,sr,speech
-TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr,speech,export
+DEMO_EXTRAS = plots,sr,speech,tensorboard
+TEST_EXTRAS = test,plots,nb301,slurm,joblib,sr,speech,export,tensorboard,rl
 
 VPY = $(VENV)/bin/python
 PIP_INSTALL = $(VPY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
