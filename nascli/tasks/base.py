@@ -132,6 +132,31 @@ class Task(ABC):
         return {}
 
 
+class ReaderTask(Task):
+    """A task whose datasets are reader objects from one registry (super-resolution, speech): a reader is built
+    from the dataset node and the task's options, and answers ``info()`` and ``search_splits()`` (weights
+    split, architecture split)."""
+
+    @abstractmethod
+    def readers(self) -> Registry:
+        """The registry of this task's dataset readers (name -> reader class)."""
+
+    @abstractmethod
+    def reader(self, dataset_cfg: Any) -> Any:
+        """The reader of ``dataset_cfg`` under this task's options (``readers().get(name)(dataset_cfg, ...)``)."""
+
+    def dataset_names(self) -> list[str]:
+        return self.readers().names()
+
+    def dataset_info(self, dataset_cfg: Any) -> Any:
+        return self.reader(dataset_cfg).info()
+
+    def search_data(self, dataset_cfg: Any) -> tuple[Any, Any, Any]:
+        reader = self.reader(dataset_cfg)
+        weights, arch = reader.search_splits()
+        return weights, arch, reader.info()
+
+
 def task_of(cfg: Any) -> Task:
     """The task of a composed config (its ``task`` node; classification when the config has none)."""
     from nascli.tasks import load_all

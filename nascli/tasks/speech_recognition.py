@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.errors import NasError
-from nascli.tasks.base import TASKS, Criterion, Task
+from nascli.tasks.base import TASKS, Criterion, ReaderTask
 from nascli.train.hooks import TrainingHooks, autocast_for
 
 
@@ -117,7 +117,7 @@ class SpeechTrainingHooks(TrainingHooks):
 
 
 @TASKS.register("speech_recognition")
-class SpeechRecognitionTask(Task):
+class SpeechRecognitionTask(ReaderTask):
     """Module docstring. Task options (``conf/task/speech_recognition.yaml``): ``num_mel_bins``, ``cmvn``
     (utterance | global | none), ``specaugment`` (ld | conformer | none), ``flops_frames``."""
 
@@ -139,14 +139,11 @@ class SpeechRecognitionTask(Task):
         self.augment = policy(str(get("specaugment", "conformer")))
         self.flops_frames = int(get("flops_frames", 1000))
 
-    def _reader(self, dataset_cfg: Any) -> Any:
-        return _speech().load_readers().get(str(dataset_cfg.name))(dataset_cfg, self.fbank, self.cmvn)
+    def readers(self) -> Any:
+        return _speech().load_readers()
 
-    def dataset_names(self) -> list[str]:
-        return _speech().load_readers().names()
-
-    def dataset_info(self, dataset_cfg: Any) -> Any:
-        return self._reader(dataset_cfg).info()
+    def reader(self, dataset_cfg: Any) -> Any:
+        return self.readers().get(str(dataset_cfg.name))(dataset_cfg, self.fbank, self.cmvn)
 
     def head_kwargs(self, info: Any) -> dict[str, Any]:
         return {"vocab_size": info.vocab_size, "in_features": info.num_mel_bins}
@@ -154,11 +151,6 @@ class SpeechRecognitionTask(Task):
     @property
     def criterion(self) -> Criterion:
         return CTC
-
-    def search_data(self, dataset_cfg: Any) -> tuple[Any, Any, Any]:
-        reader = self._reader(dataset_cfg)
-        weights, arch = reader.search_splits()
-        return weights, arch, reader.info()
 
     def concat(self, a: Any, b: Any) -> Any:
         return a.join(b)
@@ -191,7 +183,7 @@ class SpeechRecognitionTask(Task):
         return {"flops_frames": int(shape[1])}
 
     def eval_data(self, dataset_cfg: Any) -> tuple[Any, Any, Any]:
-        reader = self._reader(dataset_cfg)
+        reader = self.reader(dataset_cfg)
         train, test = reader.eval_splits()
         return train, test, reader.info()
 

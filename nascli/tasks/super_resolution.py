@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nascli.errors import NasError
-from nascli.tasks.base import TASKS, Criterion, Task
+from nascli.tasks.base import TASKS, Criterion, ReaderTask
 from nascli.train.hooks import TrainingHooks, autocast_for, prepare_input
 
 SCALES = (2, 3, 4)
@@ -99,7 +99,7 @@ class SRTrainingHooks(TrainingHooks):
 
 
 @TASKS.register("super_resolution")
-class SuperResolutionTask(Task):
+class SuperResolutionTask(ReaderTask):
     """Module docstring. Task options (``conf/task/super_resolution.yaml``): ``scale`` (2, 3 or 4),
     ``patch_size`` (LR pixels of a training patch), ``eval_max_images`` (test on the first N images; null:
     all)."""
@@ -122,14 +122,11 @@ class SuperResolutionTask(Task):
         if self.patch_size < 1:
             raise NasError(f"task.patch_size={self.patch_size} must be >= 1 (LR pixels)")
 
-    def _reader(self, dataset_cfg: Any) -> Any:
-        return _sr().SR_DATASETS.get(str(dataset_cfg.name))(dataset_cfg, self.scale)
+    def readers(self) -> Any:
+        return _sr().SR_DATASETS
 
-    def dataset_names(self) -> list[str]:
-        return _sr().SR_DATASETS.names()
-
-    def dataset_info(self, dataset_cfg: Any) -> Any:
-        return self._reader(dataset_cfg).info()
+    def reader(self, dataset_cfg: Any) -> Any:
+        return self.readers().get(str(dataset_cfg.name))(dataset_cfg, self.scale)
 
     def head_kwargs(self, info: Any) -> dict[str, Any]:
         return {"scale": self.scale}
@@ -137,11 +134,6 @@ class SuperResolutionTask(Task):
     @property
     def criterion(self) -> Criterion:
         return L1
-
-    def search_data(self, dataset_cfg: Any) -> tuple[Any, Any, Any]:
-        reader = self._reader(dataset_cfg)
-        weights, arch = reader.search_splits()
-        return weights, arch, reader.info()
 
     def concat(self, a: Any, b: Any) -> Any:
         return _sr().SRImages(list(a.lr) + list(b.lr), list(a.hr) + list(b.hr), f"{a.name}+{b.name}")
@@ -167,7 +159,7 @@ class SuperResolutionTask(Task):
         return {"flops_input": [h, w], "flops_output": [h * self.scale, w * self.scale], "scale": self.scale}
 
     def eval_data(self, dataset_cfg: Any) -> tuple[Any, Any, Any]:
-        reader = self._reader(dataset_cfg)
+        reader = self.reader(dataset_cfg)
         train, test = reader.eval_splits()
         return train, test, reader.info()
 
