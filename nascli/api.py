@@ -88,7 +88,7 @@ def run(command: str, overrides: list[str] | tuple[str, ...] = (), **axes: Any) 
         cfg = compose(command, overrides=args)
     validate_config(command, cfg)
     result = _load(COMMANDS[command][0])(cfg)
-    run_dir = result.get("run_dir") if isinstance(result, dict) else None
+    run_dir = (result.get("run_dir") or result.get("benchmark_dir")) if isinstance(result, dict) else None
     return RunResult(result=result if isinstance(result, dict) else {}, run_dir=Path(run_dir) if run_dir else None)
 
 
@@ -105,3 +105,9 @@ def derive(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), **a
 def evaluate(arch: str | Path, overrides: list[str] | tuple[str, ...] = (), **axes: Any) -> RunResult:
     """``nas evaluate arch=<arch.json | NB201 string | genotype>``: ``evaluate(found["arch_path"], protocol="quick")``."""
     return run("evaluate", overrides, arch=str(arch), **axes)
+
+
+def benchmark(overrides: list[str] | tuple[str, ...] = (), **axes: Any) -> RunResult:
+    """``nas benchmark``: ``benchmark(methods=["darts", "darts_minus"], seeds=[0, 1], dataset="fashion_mnist")``;
+    ``run_dir`` is the study folder (``benchmark_dir``: report.json, report.md, plots)."""
+    return run("benchmark", overrides, **axes)

@@ -59,3 +59,16 @@ def test_bad_inputs_raise_the_cli_line(tmp_path):
     with pytest.raises(NasError, match="unknown command 'serach'"):
         api.run("serach")
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_api_benchmark_returns_the_study_folder(tmp_path):
+    got = api.benchmark(["space.supernet.C=4", "space.supernet.N=1", "space.network.C=4", "space.network.N=1",
+                         "dataset.num_train=64", "dataset.num_test=16", "dataset.image_size=8", "baseline.samples=1",
+                         "search_overrides=['search.batch_size=16','search.epochs=1','search.max_steps_per_epoch=2']",
+                         "protocol.epochs=1", "protocol.max_steps_per_epoch=2", "protocol.batch_size=16"],
+                        methods=["darts"], seeds=[0], num_threads=1, progress=False, plots=False,
+                        out_root=str(tmp_path))
+    assert got.status == "ok" and got["runs"] == got["runs_ok"] == 1
+    assert got.run_dir == Path(got["benchmark_dir"]) and got.run_dir.parent.parent == tmp_path / "benchmark"
+    report = json.loads((got.run_dir / "report.json").read_text())
+    assert report["counts"]["runs_ok"] == 1 and got["report"] == str(got.run_dir / "report.json")
