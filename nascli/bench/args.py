@@ -1,6 +1,6 @@
 """The ``nas`` command lines of a study's jobs (the CLI is the contract between a study and its jobs).
 
-Every job gets the study's ``device`` and ``num_threads``. An evaluation gets the study's space and
+Every job gets the study's ``device`` and ``num_threads`` (or its share of the cores, ``jobs=N``). An evaluation gets the study's space and
 dataset with the same group changes as the searches, the protocol with its changes, then
 ``evaluate_overrides``; a derivation gets ``derive_overrides.<selection>``.
 """
@@ -13,16 +13,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from nascli.bench.compose import group_overrides
 from nascli.overrides import path_value
+from nascli.threads import threads_per_job
 
 if TYPE_CHECKING:
     from nascli.bench.plan import Plan
 
 
 def common_args(cfg: DictConfig) -> list[str]:
-    """``device=`` and, when set, ``num_threads=``: what every job of the study shares."""
+    """``device=`` and ``num_threads=``: what every job of the study shares. ``num_threads`` is the study's when
+    set; with ``jobs=N > 1`` and none set, each job gets its share of the cores this process may use
+    (:func:`nascli.threads.threads_per_job`), so N concurrent jobs do not oversubscribe them."""
     args = [f"device={cfg.device}"]
     if cfg.get("num_threads"):
         args.append(f"num_threads={int(cfg.num_threads)}")
+    elif int(cfg.get("jobs", 1)) > 1:
+        args.append(f"num_threads={threads_per_job(int(cfg.jobs))}")
     return args
 
 
