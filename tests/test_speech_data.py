@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from nascli.data.speech import load_readers
 from nascli.data.speech.audio import read_audio, read_flac, read_wav, write_wav
 from nascli.data.speech.features import FbankOptions, fbank, global_stats, normalise, utterance_cmvn
-from nascli.data.speech.specaugment import POLICIES, SpecAugment, _spans, policy
+from nascli.data.speech.specaugment import POLICIES, SpecAugment, _spans, policy, time_warp
 from nascli.data.speech.split import SpeechSplit, iterate_speech_eval
 from nascli.data.speech.stream import SpeechBatchStream
 from nascli.data.speech.vocab import BLANK_TOKEN, Vocabulary
@@ -227,6 +227,35 @@ def test_specaugment_masks():
         policy("xx")
 
 
+def test_time_warp_by_hand():
+    """Frame values are their index, so the output is the source position s(j) of the docstring's rule."""
+    x = torch.arange(12, dtype=torch.float32).repeat(3, 1)[..., None].repeat(1, 1, 2)   # (3, 12, 2)
+    lens = torch.tensor([10.0, 12.0, 2.0], dtype=torch.float64)
+    u = torch.tensor([[0.5, 0.0], [0.0, 0.999], [0.7, 0.9]], dtype=torch.float64)
+    y = time_warp(x, lens, 3, u)
+    # L=10: W_b=3, c=3+floor(0.5*4)=5, w=-3 -> m=2: j<2 reads 5j/2, then 5+(j-2)*4/7; frames 10, 11 are padding
+    first = [0, 2.5, *[5 + (j - 2) * 4 / 7 for j in range(2, 10)], 10, 11]
+    # L=12: c=3, w=floor(0.999*7)-3=3 -> m=6: j<6 reads j/2, then 3+(j-6)*8/5
+    second = [j / 2 for j in range(6)] + [3 + (j - 6) * 8 / 5 for j in range(6, 12)]
+    assert torch.allclose(y[0, :, 0], torch.tensor(first)) and torch.allclose(y[1, :, 0], torch.tensor(second))
+    assert torch.equal(y[2], x[2])                      # 2 frames: W_b = 0, no warp
+    assert torch.equal(y[..., 0], y[..., 1])            # every bin moves with its frame
+
+
+def test_time_warp_keeps_the_ends_and_the_order():
+    g = torch.Generator().manual_seed(3)
+    x = torch.arange(50, dtype=torch.float32)[None, :, None].repeat(16, 1, 4)
+    lens = torch.randint(3, 51, (16,), generator=g).to(torch.float64)
+    y = time_warp(x, lens, 80, torch.rand(16, 2, generator=g, dtype=torch.float64))
+    for b, n in enumerate(lens.long().tolist()):
+        assert y[b, 0, 0] == 0 and y[b, n - 1, 0] == n - 1          # the first and last valid frames stay
+        assert (y[b, 1:n, 0] >= y[b, :n - 1, 0]).all()              # a warp never reverses time
+        assert torch.equal(y[b, n:], x[b, n:])                     # padding untouched
+    assert policy("ld").warp_width == 80 and policy("conformer").warp_width == 0
+    warp_only = SpecAugment(0, 0, 0, 0, 0.0, warp_width=5)
+    assert warp_only.active and not torch.equal(warp_only(x, lens, torch.Generator().manual_seed(0)), x)
+
+
 # ------------------------------------------------------------------ split, stream, vocabulary
 def fake_split(n: int = 10, f: int = 6) -> SpeechSplit:
     g = torch.Generator().manual_seed(1)
@@ -259,6 +288,51 @@ def test_stream_resumes_bit_identically():
     assert a.passes_done == b.passes_done == 2 and a.batches_per_pass() == 3
     with pytest.raises(NasError, match="batch size 11 does not fit a split of 10"):
         SpeechBatchStream(split, 11, seed=0)
+
+
+def test_length_buckets_sort_within_groups_and_cover_each_pass():
+    split = fake_split(n=26)                     # utterance i has 5 + 3 i frames
+    bs, k = 3, 2
+    stream = SpeechBatchStream(split, bs, seed=7, length_buckets=k)
+    plain = SpeechBatchStream(split, bs, seed=7)
+    assert stream.batches_per_pass() == plain.batches_per_pass() == 8
+    # the pass's order, rebuilt by hand from the same generator draws: permutation, groups of k*bs sorted by
+    # length, batches shuffled by a second permutation
+    g = torch.Generator().manual_seed(7)
+    perm = torch.randperm(26, generator=g)
+    groups = [sorted(perm[s:s + k * bs].tolist(), key=lambda i: 5 + 3 * i) for s in range(0, 24, k * bs)]
+    batches = [grp[j:j + bs] for grp in groups for j in range(0, len(grp), bs)]
+    expected = [batches[i] for i in torch.randperm(8, generator=g).tolist()]
+    got = []
+    for _ in range(8):
+        x, _ = stream.next()
+        got.append(sorted(((int(n) - 5) // 3 for n in x.lengths), key=int))
+    assert got == [sorted(b) for b in expected]
+    assert sorted(i for b in got for i in b) == sorted(perm[:24].tolist())   # the pass sees each kept one once
+    # less padding than uniform batches of the same pass length
+    pad = lambda s: sum(int(x.lengths.max()) * bs - int(x.lengths.sum()) for x, _ in (s.next() for _ in range(8)))  # noqa: E731
+    assert pad(SpeechBatchStream(split, bs, seed=7, length_buckets=k)) < pad(SpeechBatchStream(split, bs, seed=7))
+
+
+def test_length_buckets_resume_bit_identically():
+    split = fake_split(n=20)
+    a = SpeechBatchStream(split, 3, seed=5, length_buckets=3)
+    for _ in range(8):                              # into the second pass (6 batches per pass)
+        a.next()
+    state = a.state_dict()
+    tail = [a.next()[0].lengths.tolist() for _ in range(6)]
+    b = SpeechBatchStream(split, 3, seed=1, length_buckets=3)
+    b.load_state_dict(state)
+    assert [b.next()[0].lengths.tolist() for _ in range(6)] == tail
+
+
+def test_length_buckets_option_is_checked():
+    from nascli.tasks.speech_recognition import SpeechRecognitionTask
+
+    assert SpeechRecognitionTask({"length_buckets": 4}).length_buckets == 4
+    for bad in (-1, 1.5, "many", True):
+        with pytest.raises(NasError, match=r"task.length_buckets=.* is not allowed; expected an integer >= 0"):
+            SpeechRecognitionTask({"length_buckets": bad})
 
 
 def test_vocabulary(tmp_path):

@@ -56,11 +56,16 @@ class BatchStream:
         if self._perm is None or self._pos + bs > n:
             if self._perm is not None:
                 self.passes_done += 1
-            self._perm = torch.randperm(n, generator=self.generator, device=self.split.device)
+            self._perm = self._new_permutation(n)
             self._pos = 0
         idx = self._perm[self._pos : self._pos + bs]
         self._pos += bs
         return idx
+
+    def _new_permutation(self, n: int) -> torch.Tensor:
+        """The order of the next pass (shuffle mode): a uniform permutation of the ``n`` examples, drawn from the
+        stream's generator; consecutive ``batch_size`` slices are the pass's batches."""
+        return torch.randperm(n, generator=self.generator, device=self.split.device)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(normalised, augmented float32 images, int64 labels), both on the split's device."""

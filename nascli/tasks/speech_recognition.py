@@ -94,8 +94,9 @@ class SpeechTrainingHooks(TrainingHooks):
 
     train_score = None
 
-    def __init__(self, augment: Any):
+    def __init__(self, augment: Any, length_buckets: int = 0):
         self.augment = augment
+        self.length_buckets = length_buckets
 
     def loss(self, output: Any, target: Any) -> tuple[torch.Tensor, Any]:
         return CTC.loss(output, target), output
@@ -103,7 +104,8 @@ class SpeechTrainingHooks(TrainingHooks):
     def make_stream(self, split: Any, info: Any, batch_size: int, *, seed: int, cutout: int = 0) -> Any:
         from nascli.data.speech.stream import SpeechBatchStream
 
-        return SpeechBatchStream(split, batch_size, seed=seed, augment=self.augment)
+        return SpeechBatchStream(split, batch_size, seed=seed, augment=self.augment,
+                                 length_buckets=self.length_buckets)
 
     def test_metrics(self, model: nn.Module, split: Any, info: Any, batch_size: int,
                      device: torch.device) -> dict[str, float]:
@@ -119,7 +121,8 @@ class SpeechTrainingHooks(TrainingHooks):
 @TASKS.register("speech_recognition")
 class SpeechRecognitionTask(ReaderTask):
     """Module docstring. Task options (``conf/task/speech_recognition.yaml``): ``num_mel_bins``, ``cmvn``
-    (utterance | global | none), ``specaugment`` (ld | conformer | none), ``flops_frames``."""
+    (utterance | global | none), ``specaugment`` (ld | conformer | none), ``flops_frames``, ``length_buckets``
+    (batches per length-sorted bucket of the training streams, :mod:`nascli.data.speech.stream`)."""
 
     name = "speech_recognition"
     metric = "cer"
@@ -138,6 +141,11 @@ class SpeechRecognitionTask(ReaderTask):
             raise NasError(f"task.cmvn={self.cmvn} is not a CMVN mode; valid choices: {', '.join(CMVN_MODES)}")
         self.augment = policy(str(get("specaugment", "conformer")))
         self.flops_frames = int(get("flops_frames", 1000))
+        buckets = get("length_buckets", 0)
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 0:
+            raise NasError(f"task.length_buckets={buckets!r} is not allowed; expected an integer >= 0 (batches per "
+                           "length-sorted bucket; 0 or 1: no buckets)")
+        self.length_buckets = buckets
 
     def readers(self) -> Any:
         return _speech().load_readers()
@@ -159,7 +167,8 @@ class SpeechRecognitionTask(ReaderTask):
                       cutout: int = 0) -> Any:
         from nascli.data.speech.stream import SpeechBatchStream
 
-        return SpeechBatchStream(split, batch_size, seed=seed, mode=mode, augment=self.augment)
+        return SpeechBatchStream(split, batch_size, seed=seed, mode=mode, augment=self.augment,
+                                 length_buckets=self.length_buckets)
 
     def eval_batches(self, split: Any, info: Any, batch_size: int):
         from nascli.data.speech.split import iterate_speech_eval
@@ -191,7 +200,7 @@ class SpeechRecognitionTask(ReaderTask):
         if make_stream is not None:
             raise NasError("task=speech_recognition masks its features with SpecAugment (task.specaugment); drop "
                            "policy= (an image augmentation policy for classification)")
-        return SpeechTrainingHooks(self.augment)
+        return SpeechTrainingHooks(self.augment, self.length_buckets)
 
     def artifacts(self, info: Any) -> dict[str, Any]:
         """``vocab.json``: the vocabulary the run's networks decode with (index 0: the blank)."""
