@@ -40,7 +40,8 @@ NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "r
                      "dataset.root", "dataset.download", "search.checkpoint_every_steps",
                      "train.checkpoint_every_steps", "dry_run", "kill_after_steps",
                      "paper",  # a preset's record of the published row: says what to compare with, changes no run
-                     "export")  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
+                     "export",  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
+                     "logger")  # where the epoch records are also written (TensorBoard): watches, computes nothing
 
 
 #: the ``task`` node of the default task as conf/task/classification.yaml composes it: not hashed, so every

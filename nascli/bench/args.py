@@ -31,6 +31,15 @@ def common_args(cfg: DictConfig) -> list[str]:
     return args
 
 
+def logger_args(cfg: DictConfig) -> list[str]:
+    """``logger=<name>`` and its changed options: each search and evaluate job writes its own event file in its
+    own run directory (nothing without a ``logger`` node)."""
+    node = cfg.get("logger")
+    if node is None:
+        return []
+    return [f"logger={node.name}", *group_overrides("logger", node)]
+
+
 def out_root_arg(cfg: DictConfig) -> str:
     """``out_root=<absolute path>``: jobs write where the study reads, whatever their working directory."""
     return f"out_root={path_value(Path(str(cfg.out_root)).resolve())}"
@@ -53,4 +62,5 @@ def evaluate_args(cfg: DictConfig, plan: Plan, arch: str | None, seed: int) -> l
     """``nas evaluate`` arguments of one arch (``arch=None``: the same without the arch, for checking)."""
     return ["evaluate", *([f"arch={arch}"] if arch else []), f"space={plan.space}", f"dataset={plan.dataset}",
             f"protocol={cfg.protocol.name}", *plan.group_args, *group_overrides("protocol", cfg.protocol),
-            *[str(o) for o in cfg.evaluate_overrides or []], f"seed={seed}", out_root_arg(cfg), *common_args(cfg)]
+            *[str(o) for o in cfg.evaluate_overrides or []], f"seed={seed}", out_root_arg(cfg), *common_args(cfg),
+            *logger_args(cfg)]

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from nascli.bench.args import common_args, derive_overrides, evaluate_args, out_root_arg
+from nascli.bench.args import common_args, derive_overrides, evaluate_args, logger_args, out_root_arg
 from nascli.bench.compose import Compose, choices, compose_or_fail, fresh_compose, group_overrides
 from nascli.bench.presets import is_preset, preset_entry
 from nascli.bench.study import SearchRun, discover_runs
@@ -145,7 +145,7 @@ def plan_study(cfg: DictConfig) -> Plan:
             plan.methods[label] = method
             for seed in seeds:
                 argv = ["search", f"method={method}", f"space={space}", f"dataset={dataset}", *group_args, *extra,
-                        *search_overrides, f"seed={seed}", out_root_arg(cfg), *common_args(cfg)]
+                        *search_overrides, f"seed={seed}", out_root_arg(cfg), *common_args(cfg), *logger_args(cfg)]
                 plan.runs.append(_planned_run(compose, argv, label, method, seed))
                 plan.search_argv[(label, seed)] = argv
         check_evaluate(compose, cfg, plan)

@@ -19,9 +19,11 @@ from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
 from nascli.errors import NasError
 from nascli.export import check_export, save_model
+from nascli.logger.session import check_logger, run_observers
 from nascli.spaces.lookup import load_arch
 from nascli.tasks import task_of
 from nascli.tasks.fit import check_fit
+from nascli.train.progress import print_line
 
 
 def _arch_id(text: str, arch) -> str:
@@ -54,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     task = task_of(cfg)
     check_fit(task, space, str(cfg.dataset.name))
     check_export(cfg.get("export"))  # a bad export= or a missing onnx package: before anything is trained
+    check_logger(cfg)  # logger=<name> whose client is missing: one line, nothing written
     info = task.dataset_info(cfg.dataset)
     arch_id = _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", f"{space.name}-{cfg.dataset.name}", arch_id)
@@ -122,18 +125,22 @@ def _train(cfg, task, run: RunDir, space, arch, model, info, base: dict[str, Any
             return
         run.append_metrics({"epoch": epoch, **metrics})
         run.save_checkpoint(resumable)
-        console.print(f"epoch {epoch + 1}/{protocol.epochs} " +
-                      " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
+        print_line(console, f"epoch {epoch + 1}/{protocol.epochs} " +
+                   " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
 
     make_stream = None
     if policy is not None:
         from nascli.data.policy import policy_stream_factory
         make_stream = policy_stream_factory(policy)
     from nascli.errors import DivergedError
+    from nascli.logger import observing
+    start = 0 if state is None else int(state.get("epoch", -1)) + 1
+    watchers = run_observers(cfg, run.path, start, console=console) if main else []  # progress bar, logger=
     try:
-        final = train_network(model, protocol, train_split.to(device), test_split.to(device), info, device=device,
-                              seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end,
-                              hooks=task.training(protocol, make_stream))
+        with observing(watchers):
+            final = train_network(model, protocol, train_split.to(device), test_split.to(device), info,
+                                  device=device, seed=int(cfg.seed), state=state, on_epoch_end=on_epoch_end,
+                                  hooks=task.training(protocol, make_stream), observers=watchers)
     except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
         if main:
             emit_result(run.record_divergence(exc, base))

@@ -10,12 +10,15 @@ from nascli.commands.artifacts import write_selection
 from nascli.commands.common import console, emit_result, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device
+from nascli.logger import observing
+from nascli.logger.session import check_logger, run_observers
 from nascli.profile import peak_memory_bytes
 from nascli.search.builder import build_search
 from nascli.search.composition import Composition, check_search_config
 from nascli.search.diagnostics import alpha_entropy, dominant_eigenvalue
 from nascli.search.selection import SELECTIONS, SelectionContext
 from nascli.spaces.param_free import parameter_free_share
+from nascli.train.progress import print_line
 
 
 def search_run_dir(cfg: DictConfig) -> RunDir:
@@ -76,34 +79,38 @@ class SearchSession:
             engine.load_state_dict(state)
             self.elapsed = float(state.get("elapsed", 0.0))
             run.truncate_metrics(engine.epoch)
-            console.print(f"[bold]resuming[/] {run.path} at epoch {engine.epoch} step {engine.step}")
+            console.print(f"[bold]resuming[/] {run.path} at epoch {engine.epoch} step {engine.step}", soft_wrap=True)
         else:
             run.path.mkdir(parents=True, exist_ok=True)
             run.write_config(cfg)
             run.truncate_metrics(0)
-            console.print(f"[bold]search[/] {run.path}")
+            console.print(f"[bold]search[/] {run.path}", soft_wrap=True)
         every = int(cfg.search.get("checkpoint_every_steps", 0) or 0)
-        while engine.epoch < engine.epochs and engine.stopped_early() is None:
-            epoch = engine.epoch
-            engine.start_epoch(epoch)
-            t0 = time.perf_counter()
-            timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
-            next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
-            self.elapsed += time.perf_counter() - t0
-            if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
-                run.truncate_metrics(next_epoch)
-                console.print(f"epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
-            else:
-                record = self.epoch_record(epoch, timing)
-                run.append_metrics(record)
-                score = self.optimizer.criterion.score_name  # the task's batch score: acc, psnr
-                console.print(f"epoch {epoch + 1}/{engine.epochs} train_{score} {record.get(f'train_{score}', 0):.1f} "
-                              f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} skip {record['skip_count']} "
-                              f"{record['images_per_s']:.0f} img/s  {record['arch']}")
-            engine.epoch, engine.step = next_epoch, 0
-            if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
-                engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
-            self.checkpoint()
+        # the progress bar (terminal) and the logger (logger=) watch the epochs through the engine's hooks
+        with observing(run_observers(cfg, run.path, engine.epoch, self.space, console)) as engine.observers:
+            while engine.epoch < engine.epochs and engine.stopped_early() is None:
+                epoch = engine.epoch
+                engine.start_epoch(epoch)
+                t0 = time.perf_counter()
+                timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
+                next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
+                self.elapsed += time.perf_counter() - t0
+                if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
+                    run.truncate_metrics(next_epoch)
+                    console.print(f"epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
+                else:
+                    record = self.epoch_record(epoch, timing)
+                    run.append_metrics(record)
+                    engine.publish_epoch(epoch, record)
+                    score = self.optimizer.criterion.score_name  # the task's batch score: acc, psnr
+                    print_line(console, f"epoch {epoch + 1}/{engine.epochs} "
+                                        f"train_{score} {record.get(f'train_{score}', 0):.1f} "
+                                        f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} "
+                                        f"skip {record['skip_count']} {record['images_per_s']:.0f} img/s  {record['arch']}")
+                engine.epoch, engine.step = next_epoch, 0
+                if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
+                    engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
+                self.checkpoint()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
@@ -145,6 +152,7 @@ class SearchSession:
 def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
     composition = check_search_config(cfg)  # unknown keys, impossible combinations: one line, nothing written
+    check_logger(cfg)  # logger=<name> whose client is missing: one line, nothing written
     session_run = search_run_dir(cfg)
     from nascli.errors import DivergedError
     with session_run.lock():  # one process per run directory (RunLockedError names the holder)

@@ -27,6 +27,12 @@ COMMON: dict[str, Rule] = {
 }
 SEED: dict[str, Rule] = {"seed": Int(low=0)}
 
+# conf/logger/*.yaml (nascli/logger/registry.py): where epoch records are also written; not hashed (NON_SEMANTIC_KEYS)
+LOGGER: dict[str, Rule] = {
+    "logger.name": Choice(choices=("auto", "tensorboard", "none")),
+    "logger.heatmaps": Flag(),
+}
+
 SPACE: dict[str, Rule] = {
     "space.name": Text(),
     "space.supernet.C": Int(low=1),
@@ -163,17 +169,17 @@ class Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
-        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK},
-        closed=("", "search", "diagnostics", "paper", "task"), open=("method", "optimizer", "selection", "components"),
+        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK, **LOGGER},
+        closed=("", "search", "diagnostics", "paper", "task", "logger"), open=("method", "optimizer", "selection", "components"),
         checks=("out_root",)),
     "derive": Schema(
         "derive", {"run": Text(nullable=True), **COMMON},
         closed=("",), open=("selection",), checks=("run_dir",)),
     "evaluate": Schema(
         "evaluate", {"arch": Text(nullable=True), "policy": Text(nullable=True), "dry_run": Flag(), **SEED,
-                     **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK},
-        closed=("", "protocol", "task"), checks=("out_root", "arch_file")),
+                     **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK, **LOGGER},
+        closed=("", "protocol", "task", "logger"), checks=("out_root", "arch_file")),
     "benchmark": Schema(
-        "benchmark", {**BENCHMARK, **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK},
-        closed=("", "baseline", "protocol", "task"), open=("variants", "derive_overrides"), checks=("out_root",)),
+        "benchmark", {**BENCHMARK, **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK, **LOGGER},
+        closed=("", "baseline", "protocol", "task", "logger"), open=("variants", "derive_overrides"), checks=("out_root",)),
 }

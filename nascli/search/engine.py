@@ -14,6 +14,11 @@ dominant Hessian eigenvalue on the epoch's last validation batch, computed at mo
 ``hessian_probe``) and returns the next epoch to run: ``epoch + 1``, or an earlier one when a component
 rolled the search back (DARTS-ADA). :meth:`stopped_early` says whether a component ended the search (DARTS-ES);
 :meth:`end_search` runs the components' ``on_search_end`` once the loop is over.
+
+Watchers: ``observers`` (a :class:`~nascli.logger.observer.RunObserver`, e.g. the progress bar and the logger)
+hear ``on_epoch_start`` from :meth:`start_epoch`, ``on_step_end`` after every step of :meth:`run_epoch` (with
+the optimizer's running step statistics, read only when an observer asks) and ``on_epoch_end`` from
+:meth:`publish_epoch`, which the command calls with the epoch's metrics record. They only read.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch
 from nascli.checkpoint import SEARCH_FORMAT
 from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
+from nascli.logger.observer import Observers, StepInfo
 from nascli.rng import capture_rng_state, restore_rng_state
 from nascli.search.components import EpochEnd
 from nascli.search.diagnostics import HessianProbe
@@ -46,6 +52,7 @@ class SearchEngine:
         self.watch = NonFiniteWatch(next(supernet.parameters()).device)
         self.hessian_probe = HessianProbe(hessian_method)  # (supernet, batch, arch wd) -> lambda_max
         self.last_val_batch = None  # the epoch's last validation batch (last training batch without one)
+        self.observers = Observers()  # watchers of the loop (module docstring); none by default
 
     # ------------------------------------------------------------------ hooks
     def start_epoch(self, epoch: int) -> None:
@@ -54,6 +61,11 @@ class SearchEngine:
         self.opt.on_epoch_start(epoch, self.epochs)
         for c in self.components:
             c.on_epoch_start(epoch, self.epochs)
+        self.observers.on_epoch_start(epoch, self.epochs, self.steps_per_epoch, self.step)
+
+    def publish_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Hand epoch ``epoch``'s metrics record to the observers."""
+        self.observers.on_epoch_end(epoch, record)
 
     def schedule_values(self) -> dict[str, float]:
         values = dict(self.opt.schedule_values())
@@ -85,6 +97,9 @@ class SearchEngine:
             self.step += 1
             for c in self.components:
                 c.on_step_end(self.epoch, self.step)
+            if self.observers:
+                self.observers.on_step_end(StepInfo(self.epoch, self.step, self.steps_per_epoch,
+                                                    int(train_batch[0].shape[0]), self.opt.stats.summary))
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.steps_per_epoch:
                 self.check_finite()
                 checkpoint()

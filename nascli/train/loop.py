@@ -10,6 +10,10 @@ One epoch ``e`` (0-based) of :func:`train_network`:
 3. top-1 accuracy (percent) on the whole test split in eval mode;
 4. ``on_epoch_end(e, metrics, state)`` with a state that :func:`train_network` accepts to resume.
 
+Watchers (``observers``, :class:`~nascli.logger.observer.RunObserver`: the progress bar, the logger) hear
+``on_epoch_start`` before step 1, ``on_step_end`` after every step (the running training loss, read from the
+device only when an observer asks) and ``on_epoch_end`` with the epoch's metrics before ``on_epoch_end``.
+
 Divergence: a training loss that is not finite raises :class:`~nascli.errors.DivergedError` naming the
 epoch and the step (both 0-based) of the first bad step, before ``on_epoch_end`` sees that epoch, so
 the caller's last checkpoint stays the last good one (weights and buffers are checked too, once per
@@ -42,6 +46,7 @@ from nascli import distributed
 from nascli.checkpoint import TRAIN_FORMAT
 from nascli.divergence import NonFiniteWatch, all_finite
 from nascli.errors import CheckpointError, DivergedError
+from nascli.logger.observer import Observers, RunObserver, StepInfo
 from nascli.profile import peak_memory_bytes, reset_peak_memory
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
 from nascli.train.hooks import (ClassificationHooks, TrainingHooks, accuracy_of, autocast_for, compute_loss,
@@ -61,7 +66,7 @@ def evaluate_accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, to
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any, steps: int,
                  protocol: Protocol, device: torch.device, epoch: int = 0,
-                 hooks: TrainingHooks | None = None) -> tuple[float, float]:
+                 hooks: TrainingHooks | None = None, observers: Observers | None = None) -> tuple[float, float]:
     """``steps`` optimizer steps; returns (mean training loss, the task's training score: top-1 train
     accuracy in percent for classification, NaN for a task without one).
     Raises :class:`DivergedError` (``epoch``, first bad step) when a loss is not finite."""
@@ -75,7 +80,8 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
     params = [p for p in model.parameters() if p.requires_grad]
-    for _ in range(steps):
+    observers = observers or Observers()
+    for step in range(steps):
         x, y = stream.next()
         y = move_to(y, device)
         with autocast_for(device):
@@ -93,6 +99,8 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
         if score is not None:
             correct += score
         seen += n
+        if observers:
+            observers.on_step_end(StepInfo(epoch, step + 1, steps, n, lambda: _running(hooks, loss_sum, correct, seen)))
     # Sums over all ranks (a no-op in one process); one host sync per epoch.
     totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
     loss_total, correct_total, seen_total = distributed.all_reduce_sum(totals).tolist()
@@ -101,6 +109,14 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, stream: Any
     if hooks.train_score is None:
         return loss_total / max(seen_total, 1), float("nan")
     return loss_total / max(seen_total, 1), 100.0 * correct_total / max(seen_total, 1)
+
+
+def _running(hooks: TrainingHooks, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> dict[str, float]:
+    """This rank's running mean training loss (and score) of the epoch so far (a host sync)."""
+    out = {"train_loss": float(loss_sum) / max(seen, 1)}
+    if hooks.train_score is not None:
+        out[hooks.train_score] = 100.0 * float(correct) / max(seen, 1)
+    return out
 
 
 def _raise_first_bad_step(watch: NonFiniteWatch, steps: int, device: torch.device,
@@ -176,6 +192,7 @@ def train_network(
     make_stream: Callable[..., Any] | None = None,
     iterate_test: Callable[..., Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None,
     hooks: TrainingHooks | None = None,
+    observers: list[RunObserver] | tuple[RunObserver, ...] = (),
 ) -> dict[str, Any]:
     """Train ``model`` from scratch (or from ``state``) under ``protocol``; see the module docstring.
 
@@ -198,6 +215,7 @@ def train_network(
         hooks: the task's objective, stream and test metrics (:mod:`nascli.train.hooks`); default:
             :class:`~nascli.train.hooks.ClassificationHooks` under ``protocol``'s auxiliary weight and label
             smoothing.
+        observers: watchers of the loop (module docstring); they only read.
 
     Returns:
         ``{'test_acc', 'train_loss', 'train_acc', 'epochs'}`` of the last epoch.
@@ -235,6 +253,7 @@ def train_network(
     if protocol.max_steps_per_epoch is not None:
         steps = min(steps, protocol.max_steps_per_epoch)
     reset_peak_memory(device)
+    watchers = Observers(observers)
 
     for epoch in range(start, protocol.epochs):
         began = time.perf_counter()
@@ -244,7 +263,8 @@ def train_network(
         drop_path = drop_path_at_epoch(protocol, epoch)
         if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = drop_path
-        train_loss, train_score = _train_epoch(net, optimizer, stream, steps, protocol, device, epoch, hooks)
+        watchers.on_epoch_start(epoch, protocol.epochs, steps, 0)
+        train_loss, train_score = _train_epoch(net, optimizer, stream, steps, protocol, device, epoch, hooks, watchers)
         distributed.broadcast_buffers(model)  # evaluate (and save) rank 0's BatchNorm statistics everywhere
         test = hooks.test_metrics(model, test_split, info, protocol.batch_size, device)
         metrics = {
@@ -260,6 +280,7 @@ def train_network(
         }
         if not all_finite([t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]):
             raise DivergedError(epoch, steps - 1, "a weight or buffer")  # never hand a bad state to the callback
+        watchers.on_epoch_end(epoch, dict(metrics))
         if on_epoch_end is not None:
             on_epoch_end(epoch, dict(metrics), {
                 "format": STATE_FORMAT,
