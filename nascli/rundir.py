@@ -39,6 +39,7 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_write_bytes's temp files: .<nam
 NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "run", "hydra",
                      "dataset.root", "dataset.download", "search.checkpoint_every_steps",
                      "train.checkpoint_every_steps", "dry_run", "kill_after_steps",
+                     "method.flow.children", "method.flow.node",  # GM-NAS children as jobs: the same tree
                      "paper",  # a preset's record of the published row: says what to compare with, changes no run
                      "export",  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
                      "logger")  # where the epoch records are also written (TensorBoard): watches, computes nothing

@@ -594,3 +594,37 @@ def test_a_component_deciding_the_search_end_is_refused(monkeypatch):
     with pytest.raises(IncompatibleError) as exc:
         check_search_config(compose_cfg("search", [*TINY, "method.components=[{name: dirichlet_kl, scale: 0.0}]"]))
     assert "component dirichlet_kl decides when the search ends" in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------- children as jobs
+def test_children_as_separate_jobs_end_bit_identical_to_the_inline_run(full_run, tmp_path):
+    """children=jobs stops at each level's untrained children; one node=<id> job per child trains it (the order
+    does not matter, and a second job for a trained node does nothing); the finished tree equals the inline one."""
+    first = _run(tmp_path, "method.flow.children=jobs")
+    run = Path(first["run_dir"])
+    assert first["status"] == "waiting" and first["pending_nodes"] == ["0.0", "0.1"]
+    assert "method.flow.node=0.0,0.1" in first["next"] and not (run / "result.json").exists()
+    assert run.name == Path(full_run["run_dir"]).name            # children/node are not part of the run hash
+    rounds = [["0.1", "0.0"], ["0.1.1", "0.0.0", "0.0.1", "0.1.0"]]
+    for expected in rounds:
+        for node in expected:
+            job = _run(tmp_path, f"method.flow.node={node}")
+            assert job["status"] == "ok" and job["node"] == node and Path(job["run_dir"]) == run
+            assert (run / "tree" / node / "trained.json").exists()
+        again = _run(tmp_path, f"method.flow.node={expected[0]}")   # already trained: nothing redone
+        assert again["status"] == "ok"
+        out = _run(tmp_path, "method.flow.children=jobs")
+        if expected is not rounds[-1]:
+            assert out["status"] == "waiting" and sorted(out["pending_nodes"]) == sorted(rounds[1])
+    assert out["status"] == "ok" and out["arch"] == full_run["arch"]
+    _compare_runs(Path(full_run["run_dir"]), run)
+
+
+def test_node_jobs_refuse_in_one_line(tmp_path):
+    with pytest.raises(NasError, match=r"method.flow.node=0.1: .* has no split tree yet; run the search without"):
+        _run(tmp_path, "method.flow.node=0.1")
+    _run(tmp_path, "method.flow.children=jobs")
+    with pytest.raises(NasError, match=r"method.flow.node=0.7 is not a node of .*; its pending nodes: 0.0, 0.1"):
+        _run(tmp_path, "method.flow.node=0.7")
+    with pytest.raises(OptionError, match="method.flow.children='later' is not allowed; valid choices: inline, jobs"):
+        _run(tmp_path, "method.flow.children=later")

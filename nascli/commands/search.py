@@ -155,6 +155,12 @@ def search(cfg: DictConfig) -> dict[str, Any]:
     check_logger(cfg)  # logger=<name> whose client is missing: one line, nothing written
     session_run = search_run_dir(cfg)
     from nascli.errors import DivergedError
+    if composition.flow is not None and session_run.finished_result() is None:
+        from nascli.search.few_shot.flow import flow_node, run_flow_node
+        if flow_node(cfg) is not None:  # one node of a split tree as its own job: the node's lock, not the run's
+            result = run_flow_node(cfg, session_run, composition, SearchSession, console.print)
+            emit_result(result)
+            return result
     with session_run.lock():  # one process per run directory (RunLockedError names the holder)
         done = session_run.finished_result()
         if done is not None:

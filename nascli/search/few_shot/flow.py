@@ -28,6 +28,16 @@ under ``<run>/tree/<id>/standalone/``). A split is computed from the node's fina
 in a fresh session, its children's checkpoints are written, and only then does the tree record the split,
 so a kill at any point resumes to exactly the uninterrupted result.
 
+Children as separate jobs (``method.flow.children=jobs``): the run trains the root, splits it, and stops with
+status ``waiting`` and the ids of the pending nodes instead of training them; ``method.flow.node=<id>`` (one
+job per node, e.g. ``nas search -m ... method.flow.node=0.0,0.1`` through any Hydra launcher) trains just that
+node, under its own lock (``tree/<id>/.lock``), to its end epoch and writes ``tree/<id>/trained.json``; the
+next run without ``node`` finds those nodes trained, splits them, and stops again at the next level's pending
+nodes, until the leaves are selected and the winner is chosen. A node job writes only under ``tree/<id>/`` and
+never touches ``tree/state.json``, so node jobs run at once without a race; every node is the same resumable
+unit as inline (a killed node job reruns from its last checkpoint), and the tree ends bit-identical to the
+inline run. Neither option is part of the run's hash.
+
 The command layer hands the flow its session factory and its console (:func:`run_flow`), so this module
 imports nothing from ``nascli.commands``.
 """
@@ -41,10 +51,11 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
 
-from nascli.errors import OptionError
+from nascli.errors import NasError, OptionError
 from nascli.registry import Registry
-from nascli.rundir import RunDir
+from nascli.rundir import RunDir, atomic_write_json
 from nascli.search.few_shot.gradient_matching import DISTANCES, edge_distance, shared_parameters
 from nascli.search.few_shot.partition import EDGE_CHOICES, PARTITION_RULES, best_partition, choose_edge
 from nascli.search.few_shot.restricted import restricted_context, restricted_scores
@@ -52,6 +63,9 @@ from nascli.search.few_shot.tree import Node, SplitTree
 from nascli.search.few_shot.winner import WINNERS
 
 FLOWS: Registry[type] = Registry("search flow")
+#: how a split tree's children are trained: in this process, or as separate jobs (module docstring)
+CHILDREN_MODES = ("inline", "jobs")
+TRAINED_MARK = "trained.json"
 
 
 def apply_restrictions(mixer, node: Node) -> None:
@@ -78,7 +92,7 @@ class GradientMatchingFlow:
                  partition: str = "pair_rest", edge_choice: str = "max_cross", hard: bool = True,
                  cell_types: list[str] | None = None, restart_final: bool = True,
                  freeze_arch_until_final_split: bool = True, winner: str = "supernet_accuracy",
-                 halving: dict[str, Any] | None = None):
+                 halving: dict[str, Any] | None = None, children: str = "inline", node: Any = None):
         self.split_epochs = [int(s) for s in split_epochs]
         if not self.split_epochs or self.split_epochs != sorted(set(self.split_epochs)) or self.split_epochs[0] < 1:
             raise OptionError(f"method.flow.split_epochs must be increasing epochs >= 1, got {list(split_epochs)}")
@@ -94,6 +108,11 @@ class GradientMatchingFlow:
         self.freeze = bool(freeze_arch_until_final_split)
         self.winner = str(winner)
         self.winner_rule = WINNERS.get(self.winner)(halving)  # bad halving options: one line now
+        if children not in CHILDREN_MODES:
+            raise OptionError(f"method.flow.children={children!r} is not allowed; valid choices: "
+                              f"{', '.join(CHILDREN_MODES)}")
+        self.children = children
+        self.node = node_id(node)
 
     # ------------------------------------------------------------------ configs of the nodes
     def node_config(self, cfg: DictConfig, node: Node) -> DictConfig:
@@ -134,6 +153,8 @@ class GradientMatchingFlow:
             self.say(f"[bold]resuming[/] few-shot tree {run.path}")
         while (node := tree.next_open()) is not None:
             if node.status == "pending":
+                if self.children == "jobs" and node.depth > 0 and not self.is_trained(run, node):
+                    return self.waiting(run, tree)
                 self.train(cfg, run, node, composition)
                 node.status = "trained"
                 tree.save(state_path)
@@ -147,8 +168,52 @@ class GradientMatchingFlow:
         tree.save(state_path)
         return self.finish(cfg, run, tree, winner)
 
+    # ------------------------------------------------------------------ children as jobs
+    @staticmethod
+    def is_trained(run: RunDir, node: Node) -> bool:
+        """Whether a node job (or an inline run) left ``node`` trained to its end epoch (``tree/<id>/trained.json``)."""
+        mark = run.path / "tree" / node.id / TRAINED_MARK
+        return mark.exists() and json.loads(mark.read_text()).get("end_epoch") == node.end_epoch
+
+    def waiting(self, run: RunDir, tree: SplitTree) -> dict[str, Any]:
+        """The result of a run that stops at untrained children (``children=jobs``); nothing marks it finished."""
+        pending = [n.id for n in tree.nodes if n.status == "pending" and not self.is_trained(run, n)]
+        line = job_command(pending)
+        self.say(f"[bold]waiting[/] for nodes {', '.join(pending)} of {run.path}: train them as jobs ({escape(line)}), "
+                 "then run this command again")
+        return {"status": "waiting", "command": "search", "run_dir": str(run.path), "pending_nodes": pending,
+                "next": line}
+
+    def run_node(self, cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
+                 say: Callable[[str], None]) -> dict[str, Any]:
+        """``method.flow.node=<id>``: train that node of the run's tree as its own job (module docstring)."""
+        self.make_session, self.say = make_session, say
+        tree = SplitTree.load(run.path / "tree" / "state.json")
+        if tree is None:
+            raise NasError(f"method.flow.node={self.node}: {run.path} has no split tree yet; run the search without "
+                           "method.flow.node first (it trains the root and splits it)")
+        pending = [n.id for n in tree.nodes if n.status == "pending"]
+        try:
+            node = tree.node(self.node)
+        except KeyError:
+            raise NasError(f"method.flow.node={self.node} is not a node of {run.path}'s split tree; its pending "
+                           f"nodes: {', '.join(pending) or 'none'}") from None
+        if node.status == "pending" and not self.is_trained(run, node):
+            self.train(cfg, run, node, composition)
+        else:
+            self.say(f"node {node.id} of {run.path} is already trained (not redone)")
+        return {"status": "ok", "command": "search", "run_dir": str(run.path), "node": node.id,
+                "node_dir": str(run.path / "tree" / node.id), "end_epoch": node.end_epoch}
+
     def train(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
-        """Train ``node`` to its end epoch from its checkpoint (or from scratch), like ``SearchSession.execute``."""
+        """Train ``node`` to its end epoch from its checkpoint (or from scratch), like ``SearchSession.execute``,
+        holding the node's own lock (a node job and an inline run never train one node at once), and mark it
+        trained."""
+        with RunDir(run.path / "tree" / node.id).lock():
+            self._train(cfg, run, node, composition)
+            atomic_write_json(run.path / "tree" / node.id / TRAINED_MARK, {"node": node.id, "end_epoch": node.end_epoch})
+
+    def _train(self, cfg: DictConfig, run: RunDir, node: Node, composition) -> None:
         s = self.session(cfg, run, node, composition)
         engine, offset = s.engine, self.epoch_offset(node)
         state = s.run.load_checkpoint(map_location=s.device)
@@ -307,13 +372,46 @@ class GradientMatchingFlow:
         return result
 
 
-def run_flow(cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
-             say: Callable[[str], None]) -> dict[str, Any]:
-    """Run the flow named by ``method.flow.name`` with the node's other keys as options."""
+def node_id(value: Any) -> str | None:
+    """A node id from an override: Hydra reads ``method.flow.node=0.1`` as the float 0.1 and ``0`` as an int;
+    ids are ``0``, ``0.1``, ``0.1.0``... (children numbered 0 and 1), so ``str`` gives the id back."""
+    return None if value is None else str(value)
+
+
+def job_command(nodes: list[str]) -> str:
+    """The command line that trains ``nodes`` as one job each: this run's overrides plus method.flow.node."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        given = [o for o in HydraConfig.get().overrides.task if not o.startswith("method.flow.children")]
+    except ValueError:  # not under Hydra (the Python API, tests)
+        given = ["<this run's overrides>"]
+    return " ".join(["nas search -m", *given, f"method.flow.node={','.join(nodes)}"])
+
+
+def _flow(cfg: DictConfig):
     from nascli.plain import plain
     from nascli.search.options import construct
 
     opts = dict(plain(cfg.method.flow))
     name = opts.pop("name")
-    return construct(FLOWS.get(name), opts, "method.flow").run(cfg, run, composition, make_session, say)
+    return construct(FLOWS.get(name), opts, "method.flow")
+
+
+def flow_node(cfg: DictConfig) -> str | None:
+    """The node a ``method.flow.node=<id>`` job trains (None: the whole flow)."""
+    flow = cfg.method.get("flow")
+    return node_id(flow.get("node")) if flow is not None else None
+
+
+def run_flow(cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
+             say: Callable[[str], None]) -> dict[str, Any]:
+    """Run the flow named by ``method.flow.name`` with the node's other keys as options."""
+    return _flow(cfg).run(cfg, run, composition, make_session, say)
+
+
+def run_flow_node(cfg: DictConfig, run: RunDir, composition, make_session: Callable[..., Any],
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    """Train the one node of ``method.flow.node`` (a job of ``children=jobs``, module docstring)."""
+    return _flow(cfg).run_node(cfg, run, composition, make_session, say)
 
