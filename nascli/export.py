@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nascli.errors import NasError
-from nascli.rundir import atomic_write_bytes
+from nascli.rundir import atomic_write_bytes, atomic_write_json
 
 MODEL_FILE = "model.pt"
 ONNX_OPSET = 17  # supported by onnxruntime>=1.16 (the nb301 extra) and by torch's TorchScript-based exporter
@@ -115,3 +115,19 @@ def load_model(run_dir: str | Path) -> nn.Module:
     model = build_network(cfg, space, arch, task.dataset_info(cfg.dataset), task)
     model.load_state_dict(torch.load(run / MODEL_FILE, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def export_finished(run_path: Path, result: dict[str, Any], export: str | None, example: Any) -> dict[str, Any]:
+    """``export=`` on an evaluate run that finished without that file: the network rebuilt from ``model.pt``
+    (:func:`load_model`, nothing is retrained) is exported, and result.json records it under ``export`` (written
+    atomically; every other figure of the finished run stays as it was). Returns the result to print."""
+    if export is None or result.get("status") != "ok" or (run_path / EXPORTERS[export][0]).is_file():
+        return result
+    if not isinstance(example, torch.Tensor):
+        raise NasError(f"export={export} needs a network with one tensor input; this task feeds "
+                       f"{type(example).__name__}")
+    file_name, writer, _ = EXPORTERS[export]
+    atomic_write_bytes(run_path / file_name, writer(load_model(run_path), example.detach().to("cpu", torch.float32)))
+    updated = {**result, "export": str(run_path / file_name)}
+    atomic_write_json(run_path / "result.json", updated)
+    return updated

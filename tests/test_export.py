@@ -107,3 +107,26 @@ def test_evaluate_writes_model_and_torchscript(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(_logits(torch.jit.load(res["export"])(x)), _logits(model(x)),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_export_on_a_finished_run_uses_its_model_pt_without_retraining(tmp_path):
+    """A finished evaluate run asked again with export=: the file appears from model.pt, result.json names it,
+    every other figure and model.pt stay as they were, and the export reproduces the trained network."""
+    from nascli.commands.evaluate import evaluate
+
+    cfg = compose_cfg("evaluate", [f"arch={quote_value(ARCH)}", *TINY, f"out_root={tmp_path}"])
+    first = evaluate(cfg)
+    run = Path(first["run_dir"])
+    weights = (run / "model.pt").read_bytes()
+    assert "export" not in first and not (run / "model.ts").exists()
+    again = evaluate(compose_cfg("evaluate", [f"arch={quote_value(ARCH)}", *TINY, f"out_root={tmp_path}",
+                                              "export=torchscript"]))
+    assert Path(again["run_dir"]) == run and again["export"] == str(run / "model.ts")
+    assert {k: v for k, v in again.items() if k != "export"} == first
+    assert json.loads((run / "result.json").read_text()) == again and (run / "model.pt").read_bytes() == weights
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(_logits(torch.jit.load(again["export"])(x)), _logits(load_model(run)(x)),
+                                   rtol=1e-5, atol=1e-5)
+    assert evaluate(compose_cfg("evaluate", [f"arch={quote_value(ARCH)}", *TINY, f"out_root={tmp_path}",
+                                             "export=torchscript"])) == again   # nothing more to do

@@ -18,7 +18,7 @@ from nascli.commands.common import console, emit_result, plain, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.device import resolve_device, to_device
 from nascli.errors import NasError
-from nascli.export import check_export, save_model
+from nascli.export import check_export, export_finished, save_model
 from nascli.logger.session import check_logger, run_observers
 from nascli.spaces.lookup import load_arch
 from nascli.tasks import task_of
@@ -66,6 +66,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             if main:
                 console.print(f"[bold]finished run[/] {run.path} (not redone)")
+                example = task.flops_input(task.input_shape(info), torch.device("cpu"), torch.float32)
+                done = export_finished(run.path, done, check_export(cfg.get("export")), example)
                 emit_result(done)
             return done
         policy = None
