@@ -20,7 +20,8 @@ from nascli.errors import CheckpointError
 
 SEARCH_FORMAT = "nascli.search/2"  # SearchEngine.state_dict (+ the session's elapsed time)
 TRAIN_FORMAT = "nascli.train/2"  # train_network's resumable state
-FORMATS = (SEARCH_FORMAT, TRAIN_FORMAT)
+RL_FORMAT = "nascli.rl/1"  # an RL search or evaluation: agent, environments, RNGs (nascli/rl/driver.py)
+FORMATS = (SEARCH_FORMAT, TRAIN_FORMAT, RL_FORMAT)
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _ADVICE = "move it away to restart this run from scratch"

@@ -13,6 +13,7 @@ from nascli.device import resolve_device
 from nascli.errors import NasError
 from nascli.search.builder import load_supernet
 from nascli.search.few_shot.derive import is_few_shot_run, leaf_setup
+from nascli.tasks import task_of
 
 
 def derive(cfg: DictConfig) -> dict[str, Any]:
@@ -36,7 +37,9 @@ def derive(cfg: DictConfig) -> dict[str, Any]:
             state = run.load_checkpoint(map_location=device)
             if state is None:
                 raise NasError(f"run={run_dir} has no checkpoint.pt to derive from")
-            setup, epoch = load_supernet(search_cfg, state, device), int(state["epoch"])
+            driver = task_of(search_cfg).driver()  # a task with its own loops (RL) restores its own search
+            setup, epoch = (driver.load_search(search_cfg, state, device) if driver is not None
+                            else (load_supernet(search_cfg, state, device), int(state["epoch"])))
         name = str(cfg.selection.name)
         path, arch, bench = write_selection(run, setup.space, setup.selection_context(), cfg.selection,
                                             dataset=str(search_cfg.dataset.name), file_name=f"arch_{name}.json",

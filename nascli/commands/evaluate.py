@@ -47,6 +47,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from nascli.profile import count_flops, count_parameters
 
     set_threads(cfg)
+    if (driver := task_of(cfg).driver()) is not None:  # a task with its own loops (reinforcement learning)
+        return driver.evaluate(cfg)
     if not cfg.get("arch"):
         raise NasError("evaluate needs arch=<arch.json path | NB201 string | DARTS genotype or published name>")
     space, arch = load_arch(str(cfg.arch), str(cfg.space.name))

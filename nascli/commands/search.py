@@ -171,6 +171,8 @@ def search(cfg: DictConfig) -> dict[str, Any]:
             if composition.flow is not None:  # a method with its own search flow (GM-NAS's split tree)
                 from nascli.search.few_shot.flow import run_flow
                 result = run_flow(cfg, session_run, composition, SearchSession, console.print)
+            elif composition.task is not None and composition.task.driver() is not None:  # RL: its own loop
+                result = composition.task.driver().search(cfg, session_run, composition)
             else:
                 result = SearchSession(cfg, session_run, composition).execute()
         except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays

@@ -7,6 +7,7 @@ from nascli.tasks.base import DEFAULT_TASK, TASKS, Criterion, Task, task_names, 
 def load_all() -> None:
     """Import every task module (each registers itself in :data:`TASKS`)."""
     import nascli.tasks.classification  # noqa: F401
+    import nascli.tasks.reinforcement_learning  # noqa: F401
     import nascli.tasks.speech_recognition  # noqa: F401
     import nascli.tasks.super_resolution  # noqa: F401
 

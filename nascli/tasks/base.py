@@ -131,6 +131,14 @@ class Task(ABC):
         """Extra fields of an evaluation's result (e.g. a baseline on the same test images)."""
         return {}
 
+    # ------------------------------------------------------------------ a task with loops of its own
+    def driver(self) -> Any:
+        """None (the supervised search engine and training loop serve the task), or an object that runs the
+        task's own loops: ``search(cfg, run, composition) -> result``, ``evaluate(cfg) -> result`` and
+        ``load_search(search_cfg, state, device) -> (setup with .space and .selection_context(), epoch)`` for
+        ``nas derive`` (reinforcement learning: an agent learns from an environment, not from batches)."""
+        return None
+
 
 class ReaderTask(Task):
     """A task whose datasets are reader objects from one registry (super-resolution, speech): a reader is built

@@ -23,10 +23,11 @@ def spaces_for(task: str) -> list[str]:
 def space_problem(task: Task, space: Any) -> str | None:
     """Why ``space`` cannot run ``task`` (one line naming the spaces that can), or None."""
     tasks = tuple(getattr(space, "tasks", ("classification",)))
-    if task.name in tasks:
+    wanted = getattr(task, "space_task", task.name)  # a task using another task's networks (RL: classification)
+    if wanted in tasks:
         return None
     return (f"space={space.name} builds networks for task={'/'.join(tasks)}, not task={task.name}; "
-            f"spaces for task={task.name}: {', '.join(spaces_for(task.name)) or 'none registered'}")
+            f"spaces for task={task.name}: {', '.join(spaces_for(wanted)) or 'none registered'}")
 
 
 def dataset_problem(task: Task, dataset: str) -> str | None:
