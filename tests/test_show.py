@@ -7,7 +7,7 @@ import pytest
 
 from helpers import TINY_SEARCH, compose_cfg, nas
 from nascli.commands.search import search
-from nascli.commands.show import as_text, summarize
+from nascli.commands.show import as_text, headline, sparkline, summarize, summarize_sweep, sweep_text
 from nascli.errors import NasError
 from nascli.runlock import RunLock
 
@@ -89,3 +89,66 @@ def test_cli_json_line_and_bad_folder(finished, tmp_path):
     bad = nas("show", f"run={tmp_path}", check=False)
     assert bad.returncode != 0 and bad.stdout == "" and bad.stderr.strip().count("\n") == 0
     assert "not a nas run folder" in bad.stderr
+
+
+def test_curves_of_a_finished_run(finished):
+    run, _ = finished
+    s = summarize(run)
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert s["curves"] == {"train_loss": [m["train_loss"] for m in metrics], "val_acc": [m["val_acc"] for m in metrics]}
+    curve = [line for line in as_text(s).splitlines() if line.startswith("curve     train_loss")]
+    assert len(curve) == 1 and len(curve[0].split()[2]) == 2  # one block character per epoch
+
+
+def test_sparkline_and_headline():
+    assert sparkline([1.0, 2.0, 3.0]) == "▁▅█" and sparkline([]) == ""
+    assert headline({"benchmark": {"valid": 80.0, "test": 90.5}, "figures": {"val_acc": 3.0}}) == ("benchmark_test", 90.5)
+    assert headline({"benchmark": None, "figures": {"train_loss": 2.0, "val_loss": 1.0, "val_acc": 3.0}}) == ("val_acc", 3.0)
+    assert headline({"figures": {"train_loss": 2.0}}) is None
+
+
+def _sweep(finished, tmp_path: Path) -> Path:
+    """A folder with a finished, a running (lock held, no result) and a diverged run below it."""
+    root = tmp_path / "sweep"
+    for name in ("done", "going", "bad"):
+        shutil.copytree(finished[0], root / name / "seed=0")
+    (root / "going" / "seed=0" / "result.json").unlink()
+    (root / "bad" / "seed=0" / "result.json").write_text(json.dumps(
+        {"status": "diverged", "command": "search", "seed": 0, "error": "loss is nan at epoch 1, step 0"}))
+    return root
+
+
+def test_sweep_folder_one_row_per_run(finished, tmp_path):
+    root = _sweep(finished, tmp_path)
+    with RunLock(root / "going" / "seed=0"):
+        s = summarize_sweep(root)
+    rows = {Path(r["run_dir"]).parent.name: r for r in s["runs"]}
+    assert {k: r["status"] for k, r in rows.items()} == {"bad": "diverged", "done": "ok", "going": "running"}
+    assert s["counts"] == {"diverged": 1, "ok": 1, "running": 1}
+    last = json.loads((finished[0] / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (rows["done"]["method"], rows["done"]["seed"], rows["done"]["metric"]) == ("darts", 0, "val_acc")
+    assert rows["done"]["value"] == last["val_acc"] and rows["bad"]["error"] == "loss is nan at epoch 1, step 0"
+    text = sweep_text(s).splitlines()
+    assert len(text) == 2 + 3 and text[1].split() == ["status", "command", "method", "seed", "epochs", "metric",
+                                                      "value", "run"]
+    assert text[3].split() == ["ok", "search", "darts", "0", "2/2", "val_acc", f"{last['val_acc']:.4g}",
+                               "done/seed=0"]
+
+
+def test_sweep_manifest_lists_failed_jobs_without_a_folder(finished, tmp_path):
+    sweep = tmp_path / "multirun"
+    sweep.mkdir()
+    lines = [{"command": "search", "status": "ok", "run_dir": str(finished[0]), "method": "darts", "seed": 0},
+             {"command": "search", "status": "failed", "run_dir": str(tmp_path / "never"), "method": "gdas",
+              "seed": 1, "error": "ValueError: boom"}]
+    (sweep / "runs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    proc = nas("show", f"run={sweep}", "format=json")
+    (line,) = proc.stdout.splitlines()
+    rows = json.loads(line)["runs"]
+    assert [(r["status"], r["method"], r["seed"]) for r in rows] == [("ok", "darts", 0), ("failed", "gdas", 1)]
+    assert rows[1]["error"] == "ValueError: boom" and rows[0]["epochs_done"] == 2
+
+
+def test_empty_folder_is_one_line(tmp_path):
+    with pytest.raises(NasError, match=r"is not a nas run folder and holds none"):
+        summarize_sweep(tmp_path)
