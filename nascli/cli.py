@@ -8,6 +8,7 @@ as Hydra users expect, with two conveniences done before Hydra sees the argument
   * ``hydra/launcher=<name>`` is checked the same way, and a launcher whose optional plugin is not
     installed fails with one line naming the extra to install (``pip install 'nascli[slurm]'``);
   * under torchrun (WORLD_SIZE > 1) only the commands in ``DISTRIBUTED_COMMANDS`` run.
+``nas -sc install=bash`` prints the shell completion script (:mod:`nascli.completion`).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def usage() -> str:
               "  nas search -m seed=0,1,2,3",
               "  nas search -m seed=0,1,2,3 hydra/launcher=parallel   (or local, slurm: see docs/CLUSTER.md)",
               "  torchrun --nproc_per_node=4 -m nascli evaluate arch=... protocol=...",
+              '  eval "$(nas -sc install=bash)"   (tab completion of commands and overrides)',
               "", "config groups: " + ", ".join(config_groups())]
     return "\n".join(lines)
 
@@ -172,6 +174,14 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = args[0], args[1:]
     if rest and (command, rest[0]) in ALIASES:
         rest = ALIASES[(command, rest[0])] + rest[1:]
+    if command in ("-sc", "--shell-completion"):  # eval "$(nas -sc install=bash)" (nascli/completion.py)
+        from nascli.completion import shell_completion
+        try:
+            shell_completion(rest, list(COMMANDS))
+        except NasError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        return
     if command.startswith("-"):  # `nas --cfg job search`: a flag before the command
         from nascli.config.preflight import misplaced_flag_message
         print(f"error: {misplaced_flag_message(args, list(COMMANDS))}", file=sys.stderr)
