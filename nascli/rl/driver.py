@@ -123,7 +123,7 @@ class AgentLoop:
         train = training_returns(self.model)
         rec: dict[str, Any] = {"epoch": epoch, "timesteps": int(self.model.num_timesteps),
                                "eval_return_mean": _mean(returns), "eval_return_std": _std(returns),
-                               "eval_returns": returns, "train_return_mean": _mean(train),
+                               "eval_returns": returns, "train_return_mean": _mean(train) if train else None,
                                "train_episodes": int(self.model._episode_num)}
         rec.update({f"ppo_{k}": v for k, v in stats.items()})
         if self.arch_step is not None:
@@ -157,7 +157,7 @@ class AgentLoop:
             rec = self.record(epoch, stats, seconds)
             run.append_metrics(rec)
             console.print(f"period {epoch + 1}/{self.epochs} steps {rec['timesteps']} eval_return "
-                          f"{rec['eval_return_mean']:.3f} train_return {rec['train_return_mean']:.3f} "
+                          f"{rec['eval_return_mean']:.3f} train_return {rec['train_return_mean'] or 0.0:.3f} "
                           f"{rec['env_steps_per_s']:.0f} steps/s" + (f"  {rec['arch']}" if "arch" in rec else ""))
             self.epoch = epoch + 1
             run.save_checkpoint(self.state_dict())
