@@ -451,9 +451,11 @@ def test_dataset_yamls_match_registry():
     conf_dir = Path(__file__).resolve().parents[1] / "nascli" / "conf" / "dataset"
     names = sorted(p.stem for p in conf_dir.glob("*.yaml"))
     # every file is a reader of one task's registry (the SR readers: tests/test_sr_data.py checks their keys;
-    # the speech readers: tests/test_speech_data.py)
+    # the speech readers: tests/test_speech_data.py; the RL environments, by family: tests/test_rl_task.py)
     from nascli.data.speech import load_readers
-    assert names == sorted(D.DATASETS.names() + SR_DATASETS.names() + load_readers().names())
+    from nascli.tasks.reinforcement_learning import ReinforcementLearningTask
+    assert names == sorted(D.DATASETS.names() + SR_DATASETS.names() + load_readers().names()
+                           + ReinforcementLearningTask().dataset_names())
     for name in D.DATASETS.names():
         c = OmegaConf.load(conf_dir / f"{name}.yaml")
         assert c.name == name and c.root is None and c.download is True and c.train_portion == 0.5

@@ -41,6 +41,13 @@ def test_task_picks_its_axes():
     assert task.metric == "mean_return" and task.higher_is_better
     assert {"minigrid_empty5", "minigrid_empty_random5", "minigrid_doorkey5", "procgen_coinrun"} <= \
         set(task.dataset_names())
+    from omegaconf import OmegaConf
+
+    from nascli.paths import CONF_DIR
+    from nascli.rl.envs import ENV_FAMILIES
+    for name in task.dataset_names():  # each environment config is named after its file, of a known family
+        node = OmegaConf.load(CONF_DIR / "dataset" / f"{name}.yaml")
+        assert node.name == name and node.family in ENV_FAMILIES.names() and node.env_id
     info = task.dataset_info(cfg.dataset)
     assert (info.image_size, info.channels, info.num_actions) == (20, 3, 3)
     assert task.head_kwargs(info) == {"num_classes": 64}
