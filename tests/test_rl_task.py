@@ -253,3 +253,23 @@ def test_cli_refusal_and_evaluate_dry_run(tmp_path):
     with pytest.raises(NasError, match="evaluate needs arch="):
         from nascli.commands.evaluate import evaluate
         evaluate(compose_cfg("evaluate", [*TINY_EVAL, f"out_root={tmp_path}"]))
+
+
+def test_return_curves_over_seeds(tmp_path):
+    pytest.importorskip("matplotlib")
+    from nascli.rl.curves import main, mean_curve, read_curve
+
+    dirs = []
+    for seed, ys in enumerate([[0.0, 0.5, 1.0], [0.2, 0.7]]):  # the second seed stopped a period early
+        d = tmp_path / f"seed={seed}"
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i, "timesteps": 100 * (i + 1),
+                                                             "eval_return_mean": y}) + "\n" for i, y in enumerate(ys)))
+        dirs.append(d)
+    assert read_curve(dirs[0]) == ([100, 200, 300], [0.0, 0.5, 1.0])
+    x, y = mean_curve([read_curve(d) for d in dirs])
+    assert x == [100, 200] and y == pytest.approx([0.1, 0.6])
+    out = tmp_path / "plots" / "returns.png"
+    assert main([str(out), f"derived={dirs[0]},{dirs[1]}", f"impala={dirs[0]}"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([str(out), f"x={tmp_path / 'nowhere'}"]) == 2
