@@ -223,9 +223,9 @@ EVALUATE = [
     ("evaluate arch=" + NB201 + " protocol.epochz=1",
      "unknown key 'protocol.epochz' for nas evaluate; did you mean protocol.epochs?"),
     ("evaluate arch=" + NB201 + " experiment=demo",
-     "experiment=demo does not apply to nas evaluate; its config groups: dataset, protocol, space, task"),
+     "experiment=demo does not apply to nas evaluate; its config groups: dataset, logger, protocol, space, task"),
     ("evaluate arch=" + NB201 + " optimizer=bilevel",
-     "optimizer=bilevel does not apply to nas evaluate; its config groups: dataset, protocol, space, task"),
+     "optimizer=bilevel does not apply to nas evaluate; its config groups: dataset, logger, protocol, space, task"),
     ("evaluate arch=" + NB201 + " out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a "
                                                     "folder; allowed: a writable folder (existing or creatable)"),
 ]
@@ -279,8 +279,8 @@ BENCHMARK = [
     ("benchmark space.supernet.C=0", "space.supernet.C=0 is not allowed; expected an integer >= 1"),
     ("benchmark methodz=[darts]", "unknown key 'methodz' for nas benchmark; did you mean methods?"),
     ("benchmark +baseline.sample=4", "unknown key 'baseline.sample' for nas benchmark; did you mean baseline.samples?"),
-    ("benchmark method=darts", "method=darts does not apply to nas benchmark; its config groups: dataset, protocol, "
-                               "space, task"),
+    ("benchmark method=darts", "method=darts does not apply to nas benchmark; its config groups: dataset, logger, "
+                               "protocol, space, task"),
     ("benchmark --seeds 0", "unknown flag '--seeds' for nas benchmark; did you mean seeds=0? settings are key=value "
                             "overrides; flags: --help, --cfg job|hydra|all, --resolve, -m/--multirun, --info"),
     ("benchmark out_root={file}", "out_root={file} cannot hold run folders: it is a file, not a folder; allowed: a "

@@ -152,3 +152,37 @@ def test_tensorboard_import_is_lazy():
     code = "import nascli.logger.registry, sys; print('torch.utils.tensorboard' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+BENCH = ["space.supernet.C=4", "space.supernet.N=1", "space.network.C=4", "space.network.N=1",
+         "dataset.num_train=64", "dataset.num_test=16", "dataset.image_size=8", "num_threads=1",
+         "search_overrides=['search.batch_size=16','search.epochs=1']", "protocol.epochs=1",
+         "protocol.max_steps_per_epoch=2", "protocol.batch_size=16", "progress=false", "plots=false"]
+
+
+def test_benchmark_jobs_get_the_study_logger():
+    from nascli.bench.args import evaluate_args, logger_args
+    from nascli.bench.plan import make_plan
+
+    cfg = compose_cfg("benchmark", [*BENCH, "logger=tensorboard", "logger.heatmaps=false"])
+    assert logger_args(cfg) == ["logger=tensorboard", "logger.heatmaps=false"]
+    plan = make_plan(cfg)
+    assert plan.search_argv[("darts", 0)][-2:] == ["logger=tensorboard", "logger.heatmaps=false"]
+    assert evaluate_args(cfg, plan, None, 0)[-2:] == ["logger=tensorboard", "logger.heatmaps=false"]
+    assert logger_args(compose_cfg("benchmark", [])) == ["logger=auto"]
+
+
+@pytest.mark.slow  # a study of 1 search + 3 trained evaluations as subprocesses: ~50 s on a shared 2-core CPU
+def test_benchmark_writes_one_event_file_per_job(tmp_path):
+    from helpers import nas, result_line
+
+    summary = result_line(nas("benchmark", *BENCH, "baseline.samples=2", f"out_root={tmp_path}", timeout=600))
+    assert summary["status"] == "ok"
+    runs = [p.parent for p in tmp_path.rglob("result.json") if p.parent.name.startswith("seed=")]
+    searches = [r for r in runs if "search" in r.relative_to(tmp_path).parts[:1]]
+    evaluations = [r for r in runs if "evaluate" in r.relative_to(tmp_path).parts[:1]]
+    assert len(searches) == 1 and len(evaluations) == 3  # the search's arch and 2 baseline archs, trained
+    for run in runs:
+        assert len(event_files(run)) == 1, run
+    assert "acc/test" in _events(evaluations[0]).Tags()["scalars"]
+    assert "alpha/skip_share" in _events(searches[0]).Tags()["scalars"]
