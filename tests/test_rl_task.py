@@ -68,6 +68,7 @@ def test_search_derive_and_evaluate_end_to_end(tmp_path):
         assert 0 < r["alpha_entropy"]["cell"] <= np.log(5) + 1e-6 and np.asarray(r["alphas"]["cell"]).shape == (6, 5)
         assert r["arch"].count("~") == 6 and r["arch_steps"] == 2 * (r["epoch"] + 1)  # 2 minibatches a period
         assert "ppo_policy_gradient_loss" in r and "ppo_approx_kl" in r
+        assert (r["train_episodes"] > 0) == (r["train_return_mean"] is not None)  # Monitor episodes ended
     assert records[-1]["arch"] == res["arch"]
     saved = json.loads((run / "arch.json").read_text())
     assert saved["space"] == "nb201" and saved["provenance"]["epoch"] == 2

@@ -116,6 +116,7 @@ class AgentLoop:
     # -------------------------------------------------------------- loop
     def record(self, epoch: int, stats: dict[str, float], seconds: float) -> dict[str, Any]:
         from nascli.rl.agent import evaluation_returns, timesteps_per_epoch, training_returns
+        from nascli.rl.envs import finished_episodes
 
         p = self.protocol
         returns = evaluation_returns(self.model, self.env_cfg, int(p.eval_episodes),
@@ -124,7 +125,7 @@ class AgentLoop:
         rec: dict[str, Any] = {"epoch": epoch, "timesteps": int(self.model.num_timesteps),
                                "eval_return_mean": _mean(returns), "eval_return_std": _std(returns),
                                "eval_returns": returns, "train_return_mean": _mean(train) if train else None,
-                               "train_episodes": int(self.model._episode_num)}
+                               "train_episodes": finished_episodes(self.env)}
         rec.update({f"ppo_{k}": v for k, v in stats.items()})
         if self.arch_step is not None:
             rec["arch_steps"] = int(self.arch_step.steps)

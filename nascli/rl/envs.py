@@ -208,6 +208,11 @@ def _inner_envs(vec_env: Any) -> list[Any]:
     return list(inner.envs)
 
 
+def finished_episodes(vec_env: Any) -> int:
+    """Episodes the vectorised environment's Monitors have finished so far."""
+    return sum(len(m.episode_returns) for m in _inner_envs(vec_env))
+
+
 def capture_vec_env(vec_env: Any, env_cfg: Any) -> list[dict[str, Any]]:
     """Per environment: the family's state plus the Monitor's running episode (rewards so far, counters)."""
     family = family_of(env_cfg)
