@@ -84,7 +84,8 @@ SHELLS = ("bash",)
 def shell_completion(args: list[str], commands: list[str]) -> None:
     """``nas -sc install=bash | uninstall=bash | query=bash``: print what the action produces on stdout."""
     if len(args) != 1 or "=" not in args[0]:
-        raise NasError(f"usage: nas -sc install=bash (also uninstall=bash, query=bash); got {' '.join(args) or 'nothing'}")
+        got = " ".join(args) or "nothing"
+        raise NasError(f"usage: nas -sc install=bash (also uninstall=bash, query=bash); got {got}")
     action, shell = args[0].split("=", 1)
     if action not in ACTIONS:
         raise NasError(f"unknown shell-completion action {action!r}; valid choices: {', '.join(ACTIONS)}")

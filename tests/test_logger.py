@@ -132,7 +132,8 @@ def test_missing_client_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(registry.AVAILABLE, "tensorboard", lambda: False)
     assert resolve_logger("auto") == "none"  # the default: no logging, no error
     assert make_logger("auto", LogTarget(tmp_path)) is None
-    with pytest.raises(NasError, match=r"logger=tensorboard needs its client package: pip install 'nascli\[tensorboard\]'"):
+    with pytest.raises(NasError, match=r"logger=tensorboard needs its client package: "
+                                       r"pip install 'nascli\[tensorboard\]'"):
         check_logger(compose_cfg("search", ["logger=tensorboard"]))
     with pytest.raises(NasError, match="unknown logger 'wandb'"):
         resolve_logger("wandb")

@@ -102,8 +102,10 @@ def test_curves_of_a_finished_run(finished):
 
 def test_sparkline_and_headline():
     assert sparkline([1.0, 2.0, 3.0]) == "▁▅█" and sparkline([]) == ""
-    assert headline({"benchmark": {"valid": 80.0, "test": 90.5}, "figures": {"val_acc": 3.0}}) == ("benchmark_test", 90.5)
-    assert headline({"benchmark": None, "figures": {"train_loss": 2.0, "val_loss": 1.0, "val_acc": 3.0}}) == ("val_acc", 3.0)
+    table = {"benchmark": {"valid": 80.0, "test": 90.5}, "figures": {"val_acc": 3.0}}
+    assert headline(table) == ("benchmark_test", 90.5)
+    assert headline({"benchmark": None, "figures": {"train_loss": 2.0, "val_loss": 1.0, "val_acc": 3.0}}) == \
+        ("val_acc", 3.0)
     assert headline({"figures": {"train_loss": 2.0}}) is None
 
 

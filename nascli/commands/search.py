@@ -106,7 +106,8 @@ class SearchSession:
                     print_line(console, f"epoch {epoch + 1}/{engine.epochs} "
                                         f"train_{score} {record.get(f'train_{score}', 0):.1f} "
                                         f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} "
-                                        f"skip {record['skip_count']} {record['images_per_s']:.0f} img/s  {record['arch']}")
+                                        f"skip {record['skip_count']} {record['images_per_s']:.0f} img/s  "
+                                        f"{record['arch']}")
                 engine.epoch, engine.step = next_epoch, 0
                 if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
                     engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began

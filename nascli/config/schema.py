@@ -170,7 +170,8 @@ class Schema:
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
         "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK, **LOGGER},
-        closed=("", "search", "diagnostics", "paper", "task", "logger"), open=("method", "optimizer", "selection", "components"),
+        closed=("", "search", "diagnostics", "paper", "task", "logger"),
+        open=("method", "optimizer", "selection", "components"),
         checks=("out_root",)),
     "derive": Schema(
         "derive", {"run": Text(nullable=True), **COMMON},
@@ -181,5 +182,6 @@ SCHEMAS: dict[str, Schema] = {
         closed=("", "protocol", "task", "logger"), checks=("out_root", "arch_file")),
     "benchmark": Schema(
         "benchmark", {**BENCHMARK, **COMMON, **SPACE, **DATASET, **PROTOCOL, **TASK, **LOGGER},
-        closed=("", "baseline", "protocol", "task", "logger"), open=("variants", "derive_overrides"), checks=("out_root",)),
+        closed=("", "baseline", "protocol", "task", "logger"), open=("variants", "derive_overrides"),
+        checks=("out_root",)),
 }

@@ -3,7 +3,8 @@
 Tag rule for a numeric key ``k`` of a metrics.jsonl record (booleans, text, lists are not scalars):
 
 1. ``k`` in :data:`NOT_LOGGED` (counters and cumulative wall time): no tag;
-2. ``k`` in :data:`GROUPS`: that tag (``alpha_entropy`` -> ``alpha/entropy``, ``images_per_s`` -> ``speed/images_per_s``);
+2. ``k`` in :data:`GROUPS`: that tag (``alpha_entropy`` -> ``alpha/entropy``,
+   ``images_per_s`` -> ``speed/images_per_s``);
 3. ``<split>_<metric>`` with split train, val or test: ``<metric>/<split>`` (``val_acc`` -> ``acc/val``,
    ``train_loss`` -> ``loss/train``, ``test_psnr`` -> ``psnr/test``), so TensorBoard draws the splits of a
    metric side by side;
