@@ -187,3 +187,16 @@ def test_benchmark_writes_one_event_file_per_job(tmp_path):
         assert len(event_files(run)) == 1, run
     assert "acc/test" in _events(evaluations[0]).Tags()["scalars"]
     assert "alpha/skip_share" in _events(searches[0]).Tags()["scalars"]
+
+
+def test_rollback_purges_the_epochs_that_run_again(tmp_path):
+    """DARTS-ADA rolls back to the end of epoch 0: epochs 1 and 2 are logged again, and only the new values stay."""
+    logger = TensorBoardLogger(LogTarget(tmp_path, 0))
+    for epoch in range(3):
+        logger.on_epoch_end(epoch, {"train_loss": 1.0 + epoch})
+    logger.on_rollback(1)
+    for epoch in (1, 2):
+        logger.on_epoch_end(epoch, {"train_loss": 5.0 + epoch})
+    logger.close()
+    points = _events(tmp_path).Scalars("loss/train")
+    assert [(p.step, p.value) for p in points] == [(0, 1.0), (1, 6.0), (2, 7.0)]

@@ -97,6 +97,7 @@ class SearchSession:
                 self.elapsed += time.perf_counter() - t0
                 if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
                     run.truncate_metrics(next_epoch)
+                    engine.publish_rollback(next_epoch)
                     console.print(f"epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
                 else:
                     record = self.epoch_record(epoch, timing)

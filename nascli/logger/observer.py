@@ -6,6 +6,8 @@ The loops (:class:`~nascli.search.engine.SearchEngine`, :func:`~nascli.train.loo
 * ``on_epoch_start(e, epochs, steps, done)``: ``steps`` per epoch, ``done`` of them already run (a resumed epoch);
 * ``on_step_end(info)`` after every optimizer step (:class:`StepInfo`);
 * ``on_epoch_end(e, record)`` with the epoch's record, the dict that goes to ``metrics.jsonl``;
+* ``on_rollback(e)`` when a component rolled the search back so that epoch ``e`` and later ones run again
+  (DARTS-ADA): what was logged for them is void;
 
 and ``close()`` once when the run ends (finished, failed or interrupted). Observers only read: none may change
 the loop's state, so a run computes the same numbers whatever watches it. Reading ``info.losses()`` reads
@@ -43,6 +45,9 @@ class RunObserver:
     def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
         """Epoch ``epoch`` finished; ``record`` is its metrics.jsonl line."""
 
+    def on_rollback(self, epoch: int) -> None:
+        """Epochs ``epoch`` and later will run again; their earlier records are void."""
+
     def close(self) -> None:
         """The run ended; release files and terminals."""
 
@@ -64,6 +69,10 @@ class Observers(RunObserver):
     def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
         for o in self.observers:
             o.on_epoch_end(epoch, record)
+
+    def on_rollback(self, epoch: int) -> None:
+        for o in self.observers:
+            o.on_rollback(epoch)
 
     def close(self) -> None:
         for o in self.observers:

@@ -9,7 +9,8 @@ steps' example counts when the record has no such figure (``nas evaluate``).
 
 Resume: the writer is opened at the first epoch end this process logs, with ``purge_step`` = the first epoch
 it runs, so TensorBoard drops what an interrupted earlier process logged for that epoch and later ones and the
-curves carry no duplicate points. A run that is found finished opens no writer and adds no file.
+curves carry no duplicate points. A roll-back to epoch ``e`` (DARTS-ADA) closes the writer; the next one opens
+with ``purge_step`` = ``e`` the same way. A run that is found finished opens no writer and adds no file.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class TensorBoardLogger(RunObserver):
         self.target = target
         self.heatmaps = bool(heatmaps)
         self.writer = None
+        self.purge_step = target.start_step  # the purge_step of the next writer opened
         self._began = 0.0
         self._images = 0
 
@@ -45,7 +47,7 @@ class TensorBoardLogger(RunObserver):
         if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            start = self.target.start_step
+            start = self.purge_step
             self.writer = SummaryWriter(log_dir=str(self.target.run_dir), purge_step=start if start > 0 else None)
         return self.writer
 
@@ -88,6 +90,10 @@ class TensorBoardLogger(RunObserver):
                 self.heatmaps = False
                 return
             writer.add_image(f"alphas/{cell_type}", image, epoch, dataformats="HWC")
+
+    def on_rollback(self, epoch: int) -> None:
+        self.close()
+        self.purge_step = epoch
 
     def close(self) -> None:
         if self.writer is not None:

@@ -18,7 +18,8 @@ rolled the search back (DARTS-ADA). :meth:`stopped_early` says whether a compone
 Watchers: ``observers`` (a :class:`~nascli.logger.observer.RunObserver`, e.g. the progress bar and the logger)
 hear ``on_epoch_start`` from :meth:`start_epoch`, ``on_step_end`` after every step of :meth:`run_epoch` (with
 the optimizer's running step statistics, read only when an observer asks) and ``on_epoch_end`` from
-:meth:`publish_epoch`, which the command calls with the epoch's metrics record. They only read.
+:meth:`publish_epoch`, which the command calls with the epoch's metrics record (and ``on_rollback`` from
+:meth:`publish_rollback` when a component rolled the search back). They only read.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class SearchEngine:
     def publish_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         """Hand epoch ``epoch``'s metrics record to the observers."""
         self.observers.on_epoch_end(epoch, record)
+
+    def publish_rollback(self, epoch: int) -> None:
+        """Tell the observers that epochs ``epoch`` and later run again (a component rolled the search back)."""
+        self.observers.on_rollback(epoch)
 
     def schedule_values(self) -> dict[str, float]:
         values = dict(self.opt.schedule_values())
