@@ -48,7 +48,7 @@ def test_plan_composes_each_search_as_nas_search_does_and_the_graph_orders_jobs_
     argv = plan.search_argv[("fast", 1)]
     assert argv == ["search", "method=darts", "space=nb201", "dataset=synthetic", *GROUP_ARGS, "optimizer.lr=0.01",
                     "search.batch_size=16", "search.epochs=1", "seed=1", f"out_root={tmp_path}", "device=cpu",
-                    "num_threads=1"]
+                    "num_threads=1", "logger=auto"]  # the study's logger: each job logs into its own run dir
     for run in plan.runs:  # the directory `nas search <argv>` will use, computed independently
         scfg = compose_cfg("search", plan.search_argv[(run.label, run.seed)][1:])
         assert run.run_dir == RunDir.for_config(scfg, "search", "nb201-synthetic", "darts").path
@@ -77,7 +77,7 @@ def test_plan_composes_each_search_as_nas_search_does_and_the_graph_orders_jobs_
     protocol = ["protocol.epochs=1", "protocol.batch_size=16", "protocol.max_steps_per_epoch=2"]
     assert launch == Launch(["evaluate", "arch='/runs/x/seed=1/arch_ostr.json'", "space=nb201", "dataset=synthetic",
                              "protocol=quick", *GROUP_ARGS, *protocol, "seed=1", f"out_root={tmp_path}", "device=cpu",
-                             "num_threads=1"], lock="ARCH|1")
+                             "num_threads=1", "logger=auto"], lock="ARCH|1")
     assert jobs["evaluate-random-00"].prepare({}).lock == "|none~0|+|none~0|none~1|+|none~0|none~1|none~2||0"
     assert build_jobs(cfg, plan, [], train=False).eval_job == {}  # table lookup: no evaluate job
 
