@@ -49,7 +49,7 @@ def plot_groups(groups: dict[str, list[Path]], out: Path, key: str = "eval_retur
     ax.set_xlabel("environment steps")
     ax.set_ylabel(key.replace("_", " "))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
