@@ -628,3 +628,22 @@ def test_node_jobs_refuse_in_one_line(tmp_path):
         _run(tmp_path, "method.flow.node=0.7")
     with pytest.raises(OptionError, match="method.flow.children='later' is not allowed; valid choices: inline, jobs"):
         _run(tmp_path, "method.flow.children=later")
+
+
+def test_each_node_logs_its_own_tensorboard_events(full_run):
+    """logger=auto (TensorBoard installed): one event file per tree node, one loss point per node epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nascli.logger.tensorboard import event_files
+
+    run = Path(full_run["run_dir"])
+    tree = json.loads((run / "tree" / "state.json").read_text())
+    for node in tree["nodes"]:
+        node_dir = run / "tree" / node["id"]
+        assert len(event_files(node_dir)) == 1, node["id"]
+        acc = EventAccumulator(str(node_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        metrics = RunDir(node_dir).read_metrics()
+        points = acc.Scalars("loss/train")
+        assert [p.step for p in points] == [m["epoch"] for m in metrics], node["id"]
+        assert [p.value for p in points] == pytest.approx([m["train_loss"] for m in metrics], rel=1e-6)

@@ -54,6 +54,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
 from nascli.errors import NasError, OptionError
+from nascli.logger import observing
+from nascli.logger.session import run_observers
 from nascli.registry import Registry
 from nascli.rundir import RunDir, atomic_write_json
 from nascli.search.few_shot.gradient_matching import DISTANCES, edge_distance, shared_parameters
@@ -223,19 +225,22 @@ class GradientMatchingFlow:
             s.run.path.mkdir(parents=True, exist_ok=True)
         s.run.truncate_metrics(engine.epoch)
         every = int(cfg.search.get("checkpoint_every_steps", 0) or 0)
-        for epoch in range(engine.epoch, node.end_epoch - offset):
-            engine.start_epoch(epoch)
-            t0 = time.perf_counter()
-            timing = engine.run_epoch(checkpoint=s.checkpoint, checkpoint_every=every)
-            s.elapsed += time.perf_counter() - t0
-            record = s.epoch_record(epoch, timing)
-            record["node"], record["tree_epoch"] = node.id, epoch + offset
-            s.run.append_metrics(record)
-            engine.epoch, engine.step = epoch + 1, 0
-            s.checkpoint()
-            self.say(f"node {node.id} epoch {epoch + offset + 1}/{cfg.search.epochs} "
-                     f"train_acc {record.get('train_acc', 0):.1f} "
-                     f"val_acc {record.get('val_acc', float('nan')):.1f}")
+        # the logger (logger=) writes each node's own event file under tree/<id>/, node epochs as steps
+        with observing(run_observers(cfg, s.run.path, engine.epoch, s.space)) as engine.observers:
+            for epoch in range(engine.epoch, node.end_epoch - offset):
+                engine.start_epoch(epoch)
+                t0 = time.perf_counter()
+                timing = engine.run_epoch(checkpoint=s.checkpoint, checkpoint_every=every)
+                s.elapsed += time.perf_counter() - t0
+                record = s.epoch_record(epoch, timing)
+                record["node"], record["tree_epoch"] = node.id, epoch + offset
+                s.run.append_metrics(record)
+                engine.publish_epoch(epoch, record)
+                engine.epoch, engine.step = epoch + 1, 0
+                s.checkpoint()
+                self.say(f"node {node.id} epoch {epoch + offset + 1}/{cfg.search.epochs} "
+                         f"train_acc {record.get('train_acc', 0):.1f} "
+                         f"val_acc {record.get('val_acc', float('nan')):.1f}")
 
     def undecided_edges(self, space, node: Node) -> list[tuple[str, int]]:
         types = self.cell_types or list(space.cell_types)
