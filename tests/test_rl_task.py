@@ -237,6 +237,9 @@ def test_impala_baseline_encoder(tmp_path):
                           r"task=reinforcement_learning; spaces for task=reinforcement_learning: .*nb201"),
     (["task.encoder=vit"], r"task.encoder=vit is not an encoder; valid choices: network, impala_baseline"),
     (["dataset.num_actions=9"], r"dataset.num_actions=9 is not between 1 and the environment's 7 actions"),
+    (["dataset.tile_size=3"], r"space nb201 needs an image size divisible by 4 .* got 15x15: the frames of "
+                              r"dataset=minigrid_empty5; set their size with dataset.tile_size"),
+    (["dataset.env_id=MiniGrid-Nope-v0"], r"dataset.env_id=MiniGrid-Nope-v0 is not a registered MiniGrid env"),
     (["protocol.batch_size=64"], r"protocol.batch_size=64 is larger than a rollout \(n_steps 16 x n_envs 2\)"),
 ])
 def test_search_refusals_are_one_line(tmp_path, overrides, message):
@@ -245,6 +248,14 @@ def test_search_refusals_are_one_line(tmp_path, overrides, message):
     with pytest.raises(NasError, match=message):
         search(compose_cfg("search", [*TINY_SEARCH[:-2], f"out_root={tmp_path}", *overrides]))
     assert not any(tmp_path.rglob("config.yaml"))  # nothing written
+
+
+def test_a_supervised_protocol_is_refused(tmp_path):
+    from nascli.commands.search import search
+
+    with pytest.raises(NasError, match=r"protocol=quick is not a PPO protocol \(missing n_envs, .*\); use "
+                                       r"protocol=rl_ppo_quick"):
+        search(compose_cfg("search", ["task=reinforcement_learning", "protocol=quick", f"out_root={tmp_path}"]))
 
 
 def test_cli_refusal_and_evaluate_dry_run(tmp_path):

@@ -72,6 +72,13 @@ def check_search(cfg: DictConfig, composition: Any) -> None:
     check_protocol(cfg.get("protocol"))
 
 
+def check_frame_size(space: Any, info: Any) -> None:
+    """One line when the space's networks cannot take the environment's frames (naming the env's size keys)."""
+    if problem := space.input_size_problem(info.image_size):
+        raise NasError(f"{problem.split(';')[0]}: the frames of dataset={info.name}; set their size with "
+                       f"dataset.tile_size (MiniGrid: grid cells x tile_size px) or dataset.image_size (gymnasium)")
+
+
 class AgentLoop:
     """Evaluation periods of PPO with records, checkpoints and resume (module docstring), for one run dir.
 
@@ -205,8 +212,7 @@ class RLSearch:
         seed = int(cfg.seed)
         seed_everything(seed)
         self.info = self.task.dataset_info(cfg.dataset)
-        if problem := self.space.input_size_problem(self.info.image_size):
-            raise NasError(problem)
+        check_frame_size(self.space, self.info)
         self.supernet = to_device(build_supernet(cfg, self.space, self.task.head_kwargs(self.info),
                                                  self.info.channels), self.device)
         self.mixer = self.supernet.mixer
@@ -325,8 +331,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             raise NasError(f"arch {cfg.arch} is an architecture of space {space.name}, but space={cfg.space.name} "
                            f"was given; drop space= (nas picks the arch's space) or pass space={space.name}")
         check_fit(task, space, dataset)
-        if problem := space.input_size_problem(info.image_size):
-            raise NasError(problem)
+        check_frame_size(space, info)
         arch_text, group, arch_id = arch.to_string(), f"{space.name}-{dataset}", _arch_id(str(cfg.arch), arch)
     run = RunDir.for_config(cfg, "evaluate", group, arch_id)
     with run.lock():
