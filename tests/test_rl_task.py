@@ -287,3 +287,36 @@ def test_return_curves_over_seeds(tmp_path):
     assert main([str(out), f"derived={dirs[0]},{dirs[1]}", f"impala={dirs[0]}"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([str(out), f"x={tmp_path / 'nowhere'}"]) == 2
+
+
+@pytest.mark.slow
+def test_kill_9_and_rerun_ends_like_the_uninterrupted_run(tmp_path):
+    """The real thing: `nas search` killed with SIGKILL after a checkpoint, then the same command again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [*TINY_SEARCH, "search.epochs=6", "protocol.n_steps=64"]
+    full = nas("search", *args, f"out_root={tmp_path / 'full'}", cwd=tmp_path)
+    full_dir = Path(json.loads(full.stdout.strip().splitlines()[-1])["run_dir"])
+    cut_root = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "nascli", "search", *args, f"out_root={cut_root}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(cut_root.rglob("checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cut_dir = full_dir.relative_to(tmp_path / "full")
+    assert not (cut_root / cut_dir / "result.json").exists()  # killed before the end
+    at_kill = torch.load(cut_root / cut_dir / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 1 <= at_kill < 6
+    nas("search", *args, f"out_root={cut_root}", cwd=tmp_path)
+    a = torch.load(full_dir / "checkpoint.pt", weights_only=True)
+    b = torch.load(cut_root / cut_dir / "checkpoint.pt", weights_only=True)
+    for k, v in a["agent"]["parameters"]["policy"].items():
+        assert torch.equal(v, b["agent"]["parameters"]["policy"][k]), k
+    assert a["envs"] == b["envs"]
+    read = lambda d: [json.loads(x)["eval_returns"] for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert read(full_dir) == read(cut_root / cut_dir)
