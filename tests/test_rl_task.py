@@ -264,9 +264,14 @@ def test_cli_refusal_and_evaluate_dry_run(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "error: dataset=cifar10 is not a task=reinforcement_learning environment; valid choices: minigrid_doorkey5")
     assert "Traceback" not in bad.stderr
+    from nascli.commands.evaluate import evaluate
     with pytest.raises(NasError, match="evaluate needs arch="):
-        from nascli.commands.evaluate import evaluate
         evaluate(compose_cfg("evaluate", [*TINY_EVAL, f"out_root={tmp_path}"]))
+    with pytest.raises(NasError, match=r"export=onnx does not apply to task=reinforcement_learning \(the trained "
+                                       r"agent is kept as policy.pt"):
+        evaluate(compose_cfg("evaluate", [*TINY_EVAL, "export=onnx", "task.encoder=impala_baseline",
+                                          f"out_root={tmp_path}"]))
+    assert not any(tmp_path.rglob("config.yaml"))
 
 
 def test_return_curves_over_seeds(tmp_path):

@@ -313,6 +313,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     set_threads(cfg)
     task = task_of(cfg)
+    for key, why in (("export", "the trained agent is kept as policy.pt (the SB3 policy's state dict)"),
+                     ("policy", "an image augmentation policy is for classification")):
+        if cfg.get(key):
+            raise NasError(f"{key}={cfg.get(key)} does not apply to task=reinforcement_learning ({why}); drop it")
     check_protocol(cfg.get("protocol"))
     dataset = str(cfg.dataset.name)
     if dataset not in task.dataset_names():
