@@ -29,11 +29,11 @@ import torch
 from omegaconf import DictConfig
 
 from nascli.checkpoint import RL_FORMAT
-from nascli.commands.common import console, emit_result, set_threads
-from nascli.commands.run import RunDir, atomic_write_bytes, seed_everything
+from nascli.commands.common import console, emit_result, set_threads  # orchestration: the commands' console
 from nascli.device import resolve_device, to_device
 from nascli.errors import IncompatibleError, NasError
-from nascli.rng import capture_rng_state, restore_rng_state
+from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
+from nascli.rundir import RunDir, atomic_write_bytes
 
 #: the per-evaluation-period keys every protocol of this task must set (conf/protocol/rl_*.yaml)
 PROTOCOL_KEYS = ("n_envs", "n_steps", "batch_size", "n_epochs", "lr", "adam_eps", "gamma", "gae_lambda",
