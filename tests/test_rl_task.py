@@ -36,7 +36,12 @@ def test_task_picks_its_axes():
     cfg = compose_cfg("search", ["task=reinforcement_learning"])
     assert (cfg.dataset.name, cfg.space.name, cfg.method.name, cfg.protocol.name) == \
         ("minigrid_empty_random5", "nb201", "darts", "rl_ppo_quick")
-    assert dict(cfg.space.supernet) == {"C": 8, "N": 1, "impl": "fast"} and dict(cfg.space.network) == {"C": 8, "N": 1}
+    assert (cfg.space.supernet.C, cfg.space.supernet.N) == (16, 5)  # the space keeps its sizes
+    cpu = compose_cfg("search", ["experiment=rl_cpu"])  # the CPU-sized preset
+    assert cpu.task.name == "reinforcement_learning" and cpu.dataset.name == "minigrid_empty_random5"
+    assert dict(cpu.space.supernet) == {"C": 8, "N": 1, "impl": "fast"} and dict(cpu.space.network) == {"C": 8, "N": 1}
+    darts = compose_cfg("search", ["task=reinforcement_learning", "space=darts", "space.supernet.layers=3"])
+    assert "N" not in darts.space.supernet and darts.space.supernet.layers == 3
     from nascli.tasks import task_of
     task = task_of(cfg)
     assert task.metric == "mean_return" and task.higher_is_better
@@ -92,8 +97,7 @@ def test_gdas_and_darts_space_search(tmp_path):
     """Any mixer on either cell space: GDAS's sampled paths and temperature schedule on the DARTS space."""
     from nascli.commands.search import search
 
-    res = search(compose_cfg("search", [*TINY_SEARCH[:-2], "space=darts", "method=gdas", "~space.supernet.N",
-                                        "~space.network.N", "space.supernet.C=4",
+    res = search(compose_cfg("search", [*TINY_SEARCH[:-2], "space=darts", "method=gdas", "space.supernet.C=4",
                                         "space.supernet.layers=2", "search.epochs=1", f"out_root={tmp_path}"]))
     assert res["status"] == "ok" and res["space"] == "darts" and "normal=" in res["arch"]
     record = json.loads((Path(res["run_dir"]) / "metrics.jsonl").read_text().splitlines()[0])
@@ -233,7 +237,7 @@ def test_impala_baseline_encoder(tmp_path):
                          r"magnitude"),
     (["method=darts_minus"], r"component .* hooks into nascli's supervised search optimizer"),
     (["optimizer=bilevel_2nd"], r"optimizer bilevel_2nd is another scheme; valid choices: bilevel, single_level"),
-    (["space=conformer", "~space.supernet", "~space.network"], r"space=conformer builds networks for task=speech_recognition, not "
+    (["space=conformer"], r"space=conformer builds networks for task=speech_recognition, not "
                           r"task=reinforcement_learning; spaces for task=reinforcement_learning: .*nb201"),
     (["task.encoder=vit"], r"task.encoder=vit is not an encoder; valid choices: network, impala_baseline"),
     (["dataset.num_actions=9"], r"dataset.num_actions=9 is not between 1 and the environment's 7 actions"),
