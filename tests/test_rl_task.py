@@ -81,6 +81,8 @@ def test_search_derive_and_evaluate_end_to_end(tmp_path):
     # nas derive on the saved supernet: magnitude reads the same alpha again
     again = derive(compose_cfg("derive", [f"run='{run}'", "selection=magnitude"]))
     assert again["arch"] == res["arch"] and (run / "arch_magnitude.json").is_file()
+    with pytest.raises(NasError, match=r"selection=ostr cannot derive a task=reinforcement_learning search"):
+        derive(compose_cfg("derive", [f"run='{run}'", "selection=ostr"]))
     # the derived encoder trained from scratch with the same agent
     ev = evaluate(compose_cfg("evaluate", [*TINY_EVAL, f"arch='{run / 'arch.json'}'", f"out_root={tmp_path}"]))
     assert ev["status"] == "ok" and ev["arch"] == res["arch"] and ev["encoder"] == "network"
