@@ -125,6 +125,9 @@ def test_tag_rules():
     alphas = {"normal": [[0.1, 0.6, 0.3], [0.2, 0.2, 0.6]], "reduce": [[0.0, 1.0, 0.0]]}
     assert skip_share(alphas, ("none", "skip_connect", "conv"), "skip_connect") == pytest.approx((0.6 + 0.2 + 1.0) / 3)
     assert skip_share(alphas, ("noise", "sep", "conv"), "skip_connect") is None
+    # a level of another width (sisr_trilevel's kernel widths, network candidates) is not an op choice
+    levels = {**alphas, "kernel": [[0.5, 0.5]], "network": [[0.1, 0.2, 0.3, 0.4]]}
+    assert skip_share(levels, ("none", "skip_connect", "conv"), "skip_connect") == pytest.approx((0.6 + 0.2 + 1.0) / 3)
 
 
 def test_missing_client_is_one_line(monkeypatch, tmp_path):

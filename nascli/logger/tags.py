@@ -68,10 +68,12 @@ def _is_number(value: Any) -> bool:
 
 
 def skip_share(alphas: Mapping[str, Sequence[Sequence[float]]], ops: Sequence[str], skip_op: str) -> float | None:
-    """The mean over all edges (every cell type) of the probability on ``skip_op``: 1/O at a uniform start,
-    drifting towards 1 when the search collapses to skip connections; None when the space has no skip op."""
+    """The mean over all edges (every cell type whose rows choose among the O ops) of the probability on
+    ``skip_op``: 1/O at a uniform start, drifting towards 1 when the search collapses to skip connections; None
+    when the space has no skip op. Levels of another width (sisr_trilevel's network and kernel levels) choose
+    among other things and are left out."""
     if skip_op not in ops:
         return None
     col = list(ops).index(skip_op)
-    rows = [row[col] for probs in alphas.values() for row in probs]
+    rows = [row[col] for probs in alphas.values() for row in probs if len(row) == len(ops)]
     return sum(rows) / len(rows) if rows else None

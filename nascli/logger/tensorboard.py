@@ -83,8 +83,10 @@ class TensorBoardLogger(RunObserver):
 
         labels = self.target.alphas
         for cell_type, probs in alphas.items():
+            width = len(probs[0]) if len(probs) else 0
+            columns = labels.ops if width == len(labels.ops) else [f"choice {j}" for j in range(width)]
             try:
-                image = heatmap_image(probs, labels.ops, labels.edges.get(cell_type, range(len(probs))),
+                image = heatmap_image(probs, columns, labels.edges.get(cell_type, range(len(probs))),
                                       f"{cell_type} op probabilities, epoch {epoch}")
             except ImportError:  # matplotlib is optional: scalars only
                 self.heatmaps = False
