@@ -329,5 +329,7 @@ def test_kill_9_and_rerun_ends_like_the_uninterrupted_run(tmp_path):
     for k, v in a["agent"]["parameters"]["policy"].items():
         assert torch.equal(v, b["agent"]["parameters"]["policy"][k]), k
     assert a["envs"] == b["envs"]
-    read = lambda d: [json.loads(x)["eval_returns"] for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    def read(d: Path) -> list:
+        return [json.loads(x)["eval_returns"] for x in (d / "metrics.jsonl").read_text().splitlines()]
+
     assert read(full_dir) == read(cut_root / cut_dir)

@@ -219,7 +219,8 @@ def capture_vec_env(vec_env: Any, env_cfg: Any) -> list[dict[str, Any]]:
     out = []
     for monitor in _inner_envs(vec_env):
         out.append({"env": family.capture(monitor),
-                    "monitor": {"rewards": [float(r) for r in monitor.rewards], "needs_reset": bool(monitor.needs_reset),
+                    "monitor": {"rewards": [float(r) for r in monitor.rewards],
+                                "needs_reset": bool(monitor.needs_reset),
                                 "total_steps": int(monitor.total_steps),
                                 "episode_returns": [float(r) for r in monitor.episode_returns],
                                 "episode_lengths": [int(n) for n in monitor.episode_lengths]}})
