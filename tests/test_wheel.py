@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from nascli.paths import CONF_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 
@@ -110,4 +112,5 @@ def test_user_config_folder_on_the_search_path(installed, tmp_path):
 
     bad = _nas(installed, tmp_path, "search", searchpath, "+experiment=tinyy", "--cfg", "job")
     assert bad.returncode != 0
-    assert "unknown experiment 'tinyy'; valid choices: demo, fmnist_cpu, tiny" in bad.stderr
+    shipped = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))  # the package's own presets
+    assert f"unknown experiment 'tinyy'; valid choices: {', '.join(sorted([*shipped, 'tiny']))}, paper/" in bad.stderr
