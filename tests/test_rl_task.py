@@ -333,3 +333,49 @@ def test_kill_9_and_rerun_ends_like_the_uninterrupted_run(tmp_path):
         return [json.loads(x)["eval_returns"] for x in (d / "metrics.jsonl").read_text().splitlines()]
 
     assert read(full_dir) == read(cut_root / cut_dir)
+
+
+# ------------------------------------------------------------------ the generic Gymnasium family (e.g. a Procgen port)
+def _gym_cfg(**kw):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"name": "counting", "family": "gymnasium", "import": "rl_pixel_env",
+                             "env_id": "nascli-test/CountingFrames-v0", "image_size": 8, "make_kwargs": {},
+                             "num_actions": None, **kw})
+
+
+def test_gymnasium_family_builds_a_resized_pixel_env_and_restores_its_rng():
+    from nascli.rl.envs import family_of
+
+    family = family_of(_gym_cfg())
+    env = family.make(_gym_cfg())
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == (8, 8, 3) and obs.dtype == np.uint8 and not family.exact_state
+    state = family.capture(env)
+    after = [env.step(0)[0][0, 0, 1] for _ in range(3)]     # the green channel draws from the env's RNG
+    family.restore(env, state)
+    assert [env.step(0)[0][0, 0, 1] for _ in range(3)] == after
+    assert family.make(_gym_cfg(num_actions=2)).action_space.n == 2
+
+
+@pytest.mark.parametrize("override,words", [
+    ({"import": "no_such_procgen_port"}, "dataset.import=no_such_procgen_port: that package is not installed"),
+    ({"env_id": "nascli-test/Nope-v0"}, "dataset.env_id=nascli-test/Nope-v0 is not a registered Gymnasium environment"),
+    ({"env_id": "nascli-test/VectorObs-v0"}, "does not observe (H, W, 3) images"),
+    ({"num_actions": 9}, "dataset.num_actions=9 is not between 1 and the environment's 3 actions"),
+    ({"make_kwargs": {"levels": 3}}, "dataset.make_kwargs={'levels': 3} do not fit nascli-test/CountingFrames-v0"),
+])
+def test_gymnasium_family_refuses_in_one_line(override, words):
+    from nascli.rl.envs import family_of
+
+    with pytest.raises(NasError) as exc:
+        family_of(_gym_cfg(**override)).make(_gym_cfg(**override))
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_search_on_a_generic_gymnasium_pixel_env(tmp_path):
+    """The procgen_coinrun config's family with another installed env (the Procgen port is not installable beside
+    numpy 2 / Gymnasium 1 here): a search runs end to end on its resized frames."""
+    res = _search(tmp_path, ["dataset=procgen_coinrun", "dataset.import=rl_pixel_env",
+                             "dataset.env_id=nascli-test/CountingFrames-v0", "dataset.image_size=8"])
+    assert res["status"] == "ok" and res["timesteps"] == 2 * 32 and res["arch"].count("~") == 6

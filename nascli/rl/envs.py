@@ -151,14 +151,37 @@ class GymnasiumFamily(EnvFamily):
             env = gym.make(env_id, **dict(env_cfg.get("make_kwargs") or {}))
         except gym.error.Error as exc:
             raise NasError(f"dataset.env_id={env_id} is not a registered Gymnasium environment ({exc})") from None
+        except TypeError as exc:  # the env's constructor does not take a make_kwargs key
+            raise NasError(f"dataset.make_kwargs={dict(env_cfg.get('make_kwargs') or {})} do not fit {env_id}: "
+                           f"{str(exc).splitlines()[0]}") from None
         shape = getattr(env.observation_space, "shape", None)
         if shape is None or len(shape) != 3 or shape[-1] != 3:
             raise NasError(f"dataset.env_id={env_id} does not observe (H, W, 3) images (observation space "
                            f"{env.observation_space}); task=reinforcement_learning learns from pixels")
         size = int(env_cfg.image_size)
         if tuple(shape[:2]) != (size, size):
-            env = gym.wrappers.ResizeObservation(env, (size, size))
+            env = _resized(env, size)
         return _keep_actions(env, env_cfg.get("num_actions"))
+
+
+def _resized(env: Any, size: int) -> Any:
+    """``env`` with (size, size, 3) uint8 frames: bilinear with antialiasing (torch), rounded. Gymnasium's own
+    ResizeObservation needs OpenCV, which nascli does not install."""
+    gym = _need("gymnasium")
+    import torch
+    import torch.nn.functional as F
+
+    class ResizeFrames(gym.ObservationWrapper):
+        def __init__(self, inner):
+            super().__init__(inner)
+            self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+
+        def observation(self, frame):
+            x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+            y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    return ResizeFrames(env)
 
 
 ENV_FAMILIES.register("minigrid")(MiniGridFamily())
