@@ -85,15 +85,20 @@ def save_model(run_path: Path, model: nn.Module, example: Any, export: str | Non
     torch.save(state, buf)
     atomic_write_bytes(run_path / MODEL_FILE, buf.getvalue())
     out = {"model": str(run_path / MODEL_FILE)}
-    if export is None:
-        return out
+    if export is not None:
+        out["export"] = write_export(run_path, _cpu_copy(model), example, export, " (model.pt was saved)")
+    return out
+
+
+def write_export(run_path: Path, model: nn.Module, example: Any, export: str, note: str = "") -> str:
+    """Trace the eval-mode CPU ``model`` at ``example`` into the ``export`` format's file in ``run_path`` (atomic);
+    its path. A task whose network input is not one tensor (speech: features and lengths) is one line."""
     if not isinstance(example, torch.Tensor):
         raise NasError(f"export={export} needs a network with one tensor input; this task feeds "
-                       f"{type(example).__name__} (model.pt was saved)")
+                       f"{type(example).__name__}{note}")
     file_name, writer, _ = EXPORTERS[export]
-    atomic_write_bytes(run_path / file_name, writer(_cpu_copy(model), example.detach().to("cpu", torch.float32)))
-    out["export"] = str(run_path / file_name)
-    return out
+    atomic_write_bytes(run_path / file_name, writer(model, example.detach().to("cpu", torch.float32)))
+    return str(run_path / file_name)
 
 
 def load_model(run_dir: str | Path) -> nn.Module:
@@ -123,11 +128,6 @@ def export_finished(run_path: Path, result: dict[str, Any], export: str | None, 
     atomically; every other figure of the finished run stays as it was). Returns the result to print."""
     if export is None or result.get("status") != "ok" or (run_path / EXPORTERS[export][0]).is_file():
         return result
-    if not isinstance(example, torch.Tensor):
-        raise NasError(f"export={export} needs a network with one tensor input; this task feeds "
-                       f"{type(example).__name__}")
-    file_name, writer, _ = EXPORTERS[export]
-    atomic_write_bytes(run_path / file_name, writer(load_model(run_path), example.detach().to("cpu", torch.float32)))
-    updated = {**result, "export": str(run_path / file_name)}
+    updated = {**result, "export": write_export(run_path, load_model(run_path), example, export)}
     atomic_write_json(run_path / "result.json", updated)
     return updated
