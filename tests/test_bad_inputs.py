@@ -20,6 +20,9 @@ import pytest
 
 from helpers import TINY_SEARCH, nas, result_line
 from nascli.cli import main
+from nascli.paths import CONF_DIR
+
+TOP_PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))  # demo, fmnist_cpu, ...
 
 NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 DARTS_OK = {"schema": 1, "space": "darts",
@@ -140,8 +143,8 @@ SEARCH = [
     ("search device=gpu", "device='gpu' is not allowed; expected one of auto, cpu, cuda, cuda:N"),
     ("search search.val_sampling=rand", "search.val_sampling='rand' is not allowed; expected one of shuffle, random"),
     ("search space.supernet.impl=slow", "space.supernet.impl='slow' is not allowed; expected one of fast, reference"),
-    ("search experiment=nope", ("unknown experiment 'nope'; valid choices: demo, fmnist_cpu, paper/darts_c10_daas",
-                                "paper/nb201_darts_v1")),   # subfolder presets by their path, after the others
+    ("search experiment=nope", (f"unknown experiment 'nope'; valid choices: {', '.join(TOP_PRESETS)}, "
+                                "paper/darts_c10_daas", "paper/nb201_darts_v1")),   # subfolder presets after the others
     # misspelled keys and misplaced flags
     ("search search.epochz=3", "unknown key 'search.epochz' for nas search; did you mean search.epochs?"),
     ("search serch.epochs=3", "unknown key 'serch.epochs' for nas search; did you mean search.epochs?"),
