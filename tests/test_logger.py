@@ -118,6 +118,8 @@ def test_a_logger_that_logs_nothing_opens_no_file(tmp_path):
 def test_tag_rules():
     assert (tag_of("val_acc"), tag_of("train_loss"), tag_of("test_psnr")) == ("acc/val", "loss/train", "psnr/test")
     assert (tag_of("alpha_entropy"), tag_of("tau"), tag_of("epoch")) == ("alpha/entropy", "schedule/tau", None)
+    assert (tag_of("eval_return_mean"), tag_of("train_return_mean"), tag_of("ppo_approx_kl"), tag_of("ppo_"),
+            tag_of("timesteps")) == ("return/eval", "return/train", "ppo/approx_kl", "schedule/ppo_", None)
     got = scalars({"epoch": 3, "lr": 0.1, "arch": "x", "ok": True, "alpha_entropy": {"normal": 1.5, "reduce": 2.0},
                    "benchmark": {"valid": 90.0, "test": 91.0}, "val_loss": float("nan")})
     assert got == {"schedule/lr": 0.1, "alpha/entropy/normal": 1.5, "alpha/entropy/reduce": 2.0,

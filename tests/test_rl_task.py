@@ -379,3 +379,22 @@ def test_search_on_a_generic_gymnasium_pixel_env(tmp_path):
     res = _search(tmp_path, ["dataset=procgen_coinrun", "dataset.import=rl_pixel_env",
                              "dataset.env_id=nascli-test/CountingFrames-v0", "dataset.image_size=8"])
     assert res["status"] == "ok" and res["timesteps"] == 2 * 32 and res["arch"].count("~") == 6
+
+
+def test_search_logs_returns_and_ppo_figures_to_tensorboard(tmp_path):
+    """logger=auto with TensorBoard installed: one event file in the run dir, a point per evaluation period."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nascli.logger.tensorboard import event_files
+
+    run = Path(_search(tmp_path)["run_dir"])
+    assert len(event_files(run)) == 1
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    points = acc.Scalars("return/eval")
+    assert [p.step for p in points] == [0, 1]
+    assert [p.value for p in points] == pytest.approx([r["eval_return_mean"] for r in records], rel=1e-6)
+    tags = set(acc.Tags()["scalars"])
+    assert {"ppo/approx_kl", "ppo/policy_gradient_loss", "alpha/entropy/cell", "speed/env_steps_per_s"} <= tags
+    assert not any(t.startswith("schedule/") and ("return" in t or "ppo" in t) for t in tags)

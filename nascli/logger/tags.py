@@ -4,7 +4,8 @@ Tag rule for a numeric key ``k`` of a metrics.jsonl record (booleans, text, list
 
 1. ``k`` in :data:`NOT_LOGGED` (counters and cumulative wall time): no tag;
 2. ``k`` in :data:`GROUPS`: that tag (``alpha_entropy`` -> ``alpha/entropy``,
-   ``images_per_s`` -> ``speed/images_per_s``);
+   ``images_per_s`` -> ``speed/images_per_s``, RL's ``eval_return_mean`` -> ``return/eval``); a key starting
+   with a :data:`PREFIXES` prefix: ``<group>/<rest>`` (``ppo_approx_kl`` -> ``ppo/approx_kl``);
 3. ``<split>_<metric>`` with split train, val or test: ``<metric>/<split>`` (``val_acc`` -> ``acc/val``,
    ``train_loss`` -> ``loss/train``, ``test_psnr`` -> ``psnr/test``), so TensorBoard draws the splits of a
    metric side by side;
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 SPLITS = ("train", "val", "test")
-NOT_LOGGED = frozenset({"epoch", "steps", "wall_time_s", "drnas_stage_changed"})
+NOT_LOGGED = frozenset({"epoch", "steps", "wall_time_s", "drnas_stage_changed", "timesteps"})
 GROUPS: dict[str, str] = {
     "alpha_entropy": "alpha/entropy",
     "benchmark": "benchmark",
@@ -34,7 +35,16 @@ GROUPS: dict[str, str] = {
     "wall_s": "speed/epoch_time_s",
     "peak_memory_mb": "speed/peak_memory_mb",
     "peak_memory_bytes": "speed/peak_memory_bytes",
+    # task=reinforcement_learning's records (nascli/rl/driver.py)
+    "eval_return_mean": "return/eval",
+    "eval_return_std": "return/eval_std",
+    "train_return_mean": "return/train",
+    "train_episodes": "rl/train_episodes",
+    "arch_steps": "rl/arch_steps",
+    "env_steps_per_s": "speed/env_steps_per_s",
 }
+#: record-key prefix -> tag group (the rest of the key is the tag's name)
+PREFIXES: dict[str, str] = {"ppo_": "ppo"}
 
 
 def tag_of(key: str) -> str | None:
@@ -43,6 +53,9 @@ def tag_of(key: str) -> str | None:
         return None
     if key in GROUPS:
         return GROUPS[key]
+    for prefix, group in PREFIXES.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return f"{group}/{key[len(prefix):]}"
     split, _, metric = key.partition("_")
     if split in SPLITS and metric:
         return f"{metric}/{split}"

@@ -32,6 +32,8 @@ from nascli.checkpoint import RL_FORMAT
 from nascli.commands.common import console, emit_result, set_threads  # orchestration: the commands' console
 from nascli.device import resolve_device, to_device
 from nascli.errors import IncompatibleError, NasError
+from nascli.logger import observing
+from nascli.logger.session import run_observers
 from nascli.rng import capture_rng_state, restore_rng_state, seed_everything
 from nascli.rundir import RunDir, atomic_write_bytes
 
@@ -154,23 +156,26 @@ class AgentLoop:
             console.print(f"[bold]resuming[/] {run.path} at period {self.epoch}")
         else:
             run.truncate_metrics(0)
-        while self.epoch < self.epochs:
-            epoch = self.epoch
-            self.on_epoch_start(epoch)
-            t0 = time.perf_counter()
-            stats = learn_epoch(self.model, self.protocol)
-            seconds = time.perf_counter() - t0
-            self.elapsed += seconds
-            _check_finite(self.model, epoch)
-            rec = self.record(epoch, stats, seconds)
-            run.append_metrics(rec)
-            console.print(f"period {epoch + 1}/{self.epochs} steps {rec['timesteps']} eval_return "
-                          f"{rec['eval_return_mean']:.3f} train_return {rec['train_return_mean'] or 0.0:.3f} "
-                          f"{rec['env_steps_per_s']:.0f} steps/s" + (f"  {rec['arch']}" if "arch" in rec else ""))
-            self.epoch = epoch + 1
-            run.save_checkpoint(self.state_dict())
-            for hook in self.on_epoch_end:
-                hook(epoch)
+        # the logger (logger=) writes one point per evaluation period, the period as the step
+        with observing(run_observers(self.cfg, run.path, self.epoch, getattr(self, "space", None))) as watchers:
+            while self.epoch < self.epochs:
+                epoch = self.epoch
+                self.on_epoch_start(epoch)
+                t0 = time.perf_counter()
+                stats = learn_epoch(self.model, self.protocol)
+                seconds = time.perf_counter() - t0
+                self.elapsed += seconds
+                _check_finite(self.model, epoch)
+                rec = self.record(epoch, stats, seconds)
+                run.append_metrics(rec)
+                watchers.on_epoch_end(epoch, rec)
+                console.print(f"period {epoch + 1}/{self.epochs} steps {rec['timesteps']} eval_return "
+                              f"{rec['eval_return_mean']:.3f} train_return {rec['train_return_mean'] or 0.0:.3f} "
+                              f"{rec['env_steps_per_s']:.0f} steps/s" + (f"  {rec['arch']}" if "arch" in rec else ""))
+                self.epoch = epoch + 1
+                run.save_checkpoint(self.state_dict())
+                for hook in self.on_epoch_end:
+                    hook(epoch)
         return run.read_metrics()
 
 
