@@ -389,12 +389,14 @@ def test_search_logs_returns_and_ppo_figures_to_tensorboard(tmp_path):
 
     run = Path(_search(tmp_path)["run_dir"])
     assert len(event_files(run)) == 1
-    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     points = acc.Scalars("return/eval")
     assert [p.step for p in points] == [0, 1]
     assert [p.value for p in points] == pytest.approx([r["eval_return_mean"] for r in records], rel=1e-6)
     tags = set(acc.Tags()["scalars"])
-    assert {"ppo/approx_kl", "ppo/policy_gradient_loss", "alpha/entropy/cell", "speed/env_steps_per_s"} <= tags
+    assert {"ppo/approx_kl", "ppo/policy_gradient_loss", "alpha/entropy/cell", "alpha/skip_share",
+            "speed/env_steps_per_s"} <= tags
+    assert acc.Tags()["images"] == ["alphas/cell"]       # the search's space labels its op-probability heatmap
     assert not any(t.startswith("schedule/") and ("return" in t or "ppo" in t) for t in tags)

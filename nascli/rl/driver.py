@@ -85,12 +85,13 @@ class AgentLoop:
     """Evaluation periods of PPO with records, checkpoints and resume (module docstring), for one run dir.
 
     ``describe(epoch)`` adds fields to a period's record (alpha, derived cell); ``on_epoch_start(epoch)``
-    runs before a period (mixer schedules, alpha warm-up); ``on_epoch_end`` hooks run after its checkpoint."""
+    runs before a period (mixer schedules, alpha warm-up); ``on_epoch_end`` hooks run after its checkpoint;
+    ``space`` (a search's) labels the alphas the logger draws."""
 
     def __init__(self, cfg: DictConfig, run: RunDir, model: Any, env: Any, epochs: int, arch_step: Any = None,
                  describe: Callable[[int], dict[str, Any]] | None = None,
-                 on_epoch_start: Callable[[int], None] | None = None, kind: str = "search"):
-        self.cfg, self.run, self.model, self.env = cfg, run, model, env
+                 on_epoch_start: Callable[[int], None] | None = None, kind: str = "search", space: Any = None):
+        self.cfg, self.run, self.model, self.env, self.space = cfg, run, model, env, space
         self.protocol, self.env_cfg = cfg.protocol, cfg.dataset
         self.epochs, self.arch_step, self.kind = int(epochs), arch_step, kind
         self.describe = describe or (lambda epoch: {})
@@ -157,7 +158,7 @@ class AgentLoop:
         else:
             run.truncate_metrics(0)
         # the logger (logger=) writes one point per evaluation period, the period as the step
-        with observing(run_observers(self.cfg, run.path, self.epoch, getattr(self, "space", None))) as watchers:
+        with observing(run_observers(self.cfg, run.path, self.epoch, self.space)) as watchers:
             while self.epoch < self.epochs:
                 epoch = self.epoch
                 self.on_epoch_start(epoch)
@@ -228,7 +229,8 @@ class RLSearch:
                                                betas=o.arch_betas, weight_decay=float(o.arch_weight_decay),
                                                start_epoch=int(o.get("arch_start_epoch", 0) or 0))
         self.loop = AgentLoop(cfg, run, self.model, self.env, int(cfg.search.epochs), self.arch_step,
-                              describe=self.describe, on_epoch_start=self.start_epoch, kind="search")
+                              describe=self.describe, on_epoch_start=self.start_epoch, kind="search",
+                              space=self.space)
 
     def start_epoch(self, epoch: int) -> None:
         self.mixer.on_epoch_start(epoch, self.loop.epochs)  # e.g. GDAS's temperature
