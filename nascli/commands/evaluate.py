@@ -68,8 +68,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             if main:
                 console.print(f"[bold]finished run[/] {run.path} (not redone)")
-                example = task.flops_input(task.input_shape(info), torch.device("cpu"), torch.float32)
-                done = export_finished(run.path, done, check_export(cfg.get("export")), example)
+                if (export := check_export(cfg.get("export"))) is not None:  # a new export of the finished net
+                    example = task.flops_input(task.input_shape(info), torch.device("cpu"), torch.float32)
+                    done = export_finished(run.path, done, export, example)
                 emit_result(done)
             return done
         policy = None
