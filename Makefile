@@ -59,11 +59,17 @@ demo: $(VENV)/.installed-demo | espeak-ng
 	$(VENV)/bin/nas search +experiment=demo
 
 # -rs: every skipped test says why. pytest's exit status is make's (5, no tests collected, fails too).
+# -n: pytest-xdist workers, one per core this process may use (its CPU affinity), at most 4; each worker and
+# the `nas` processes its tests start run one torch thread (tests/conftest.py). `make test TEST_WORKERS=0`
+# runs in one process. --dist worksteal: an idle worker takes tests queued for a busy one.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))' 2>/dev/null || echo 1)
+PYTEST = $(VPY) -m pytest -rs -n $(TEST_WORKERS) --dist worksteal --durations=15
+
 test: $(VENV)/.installed-test | espeak-ng
-	$(VPY) -m pytest -rs
+	$(PYTEST)
 
 test-all: $(VENV)/.installed-test | espeak-ng
-	$(VPY) -m pytest -rs -m "slow or not slow"
+	$(PYTEST) -m "slow or not slow"
 
 bench-speed: $(VENV)/.installed-demo
 	$(VPY) scripts/bench_speed.py
