@@ -104,3 +104,15 @@ def test_a_failing_method_makes_the_script_fail(tmp_path):
                            "--methods", "no_such_method"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 1
     assert "no_such_method: failed:" in proc.stderr and "no_such_method" in proc.stdout.splitlines()[1]
+
+
+def test_bn_layout_accuracy_quick_reports_both_layouts(tmp_path):
+    out = tmp_path / "bn.json"
+    proc = run_script("bn_layout_accuracy.py", "--quick", "--json", str(out), cwd=tmp_path)
+    data = json.loads(out.read_text())
+    assert [r["shape"] for r in data["rows"]] == [[8, 4, 8, 8], [8, 4, 8, 8]]
+    for row in data["rows"]:
+        errs = {k: v for k, v in row.items() if k.endswith("_err")}
+        assert sorted(errs) == sorted(f"{lay}_{w}_err" for lay in ("nchw", "nhwc") for w in ("out", "mean", "var"))
+        assert all(0.0 <= v < 1e-4 for v in errs.values()), errs  # float32 rounding against float64
+    assert proc.stdout.count("\n| (8, 4, 8, 8) |") == 2
