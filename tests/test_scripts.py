@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,25 @@ def test_bn_layout_accuracy_quick_reports_both_layouts(tmp_path):
         assert sorted(errs) == sorted(f"{lay}_{w}_err" for lay in ("nchw", "nhwc") for w in ("out", "mean", "var"))
         assert all(0.0 <= v < 1e-4 for v in errs.values()), errs  # float32 rounding against float64
     assert proc.stdout.count("\n| (8, 4, 8, 8) |") == 2
+
+
+def test_gpu_check_quick_times_every_search_part(tmp_path):
+    """The prepared device check (docs/SPEED.md) on the CPU at tiny sizes: every search part ran, stopped or
+    finished cleanly, and its 50-epoch projection is the stated rule on its own epoch times."""
+    out = tmp_path / "check"
+    proc = run_script("gpu_check.py", "--out", str(out), "--quick", "--device", "cpu", "--window", "1",
+                      "--concurrent", "2", "--skip", "speed", cwd=tmp_path)
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["device"] == "cpu" and report["quick"] is True and "speed" not in report
+    searches = [report["nb201_search"], report["pc_darts_search"], *report["concurrent_nb201"]["rows"]]
+    assert len(searches) == 4
+    for row in searches:
+        assert row["ended"] in ("finished", "stopped"), row
+        times = row["epoch_time_s"]
+        assert 1 <= row["epochs_measured"] == len(times) <= 3
+        median = statistics.median(times[1:] or times)  # the first epoch holds the start-up
+        assert row["projected_50_epochs_s"] == pytest.approx(sum(times) + (50 - len(times)) * median)
+    assert "method=pc_darts space=darts" in report["pc_darts_search"]["command"]
+    assert "optimizer.arch_start_epoch=0" in report["pc_darts_search"]["command"]
+    assert [r["command"].split("seed=")[1].split()[0] for r in report["concurrent_nb201"]["rows"]] == ["0", "1"]
+    assert "| nb201_search |" in proc.stdout and "| concurrent_nb201 x2 |" in proc.stdout
