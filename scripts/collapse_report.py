@@ -188,6 +188,36 @@ def _fmt(ci: tuple[float, float] | None, digits: int = 2) -> str:
     return "–" if ci is None else f"{ci[0]:.{digits}f} ± {ci[1]:.{digits}f}"
 
 
+def op_shares(arch: str) -> dict[str, float]:
+    """Shares of the cell's ops that are ``skip_connect``, ``none``, pooling, and parameter-free in all."""
+    ops = arch_ops(arch)
+    share = (lambda names: sum(op in names for op in ops) / len(ops))
+    return {"param_free": share(PARAMETER_FREE), "skip_connect": share({"skip_connect"}), "none": share({"none"}),
+            "pooling": share({"avg_pool_3x3", "max_pool_3x3"})}
+
+
+def selection_table(runs: list[Run]) -> list[str]:
+    """Markdown lines: per method and selection, the final cells' op shares (mean over seeds; the
+    parameter-free share with its 95 % t-interval)."""
+    lines = ["## Parameter-free ops in the final cells, per selection", "",
+             "Mean over seeds of the share of the derived cell's ops; the parameter-free share with its 95 % "
+             "Student-t interval.", "",
+             "| method | selection | cells | param-free share (95% CI) | skip_connect | none | pooling |",
+             "|---|---|---|---|---|---|---|"]
+    for label in sorted({r.label for r in runs}):
+        for selection in ("magnitude", "ostr"):
+            cells = [r.archs[selection] for r in runs if r.label == label and r.finished and r.archs.get(selection)]
+            if not cells:
+                continue
+            shares = [op_shares(a) for a in cells]
+            pf = [s["param_free"] for s in shares]
+            pf_text = f"{pf[0]:.3f} (n=1)" if len(pf) == 1 else f"{_fmt(t_interval(pf), 3)} (n={len(pf)})"
+            avg = {k: sum(s[k] for s in shares) / len(shares) for k in ("skip_connect", "none", "pooling")}
+            lines.append(f"| {label} | {selection} | {len(cells)} | {pf_text} | {avg['skip_connect']:.3f} | "
+                         f"{avg['none']:.3f} | {avg['pooling']:.3f} |")
+    return lines + [""]
+
+
 def write_report(runs: list[Run], baseline: list[float], out: Path, command: str) -> Path:
     from nascli.bench.plots import epoch_curves
 
@@ -225,7 +255,9 @@ def write_report(runs: list[Run], baseline: list[float], out: Path, command: str
         finished = sum(r.finished for r in group)
         lines.append(f"| {label} | {len(group)} ({finished}) | {shape} | {steps} | {mean(pfs)} | {mean(devs)} | {mean(hess)} | "
                      f"{settle} | {_acc(acc['magnitude'])} | {_acc(acc['ostr'])} |")
-    lines += ["", f"Random baseline ({len(baseline)} archs): {_acc(baseline)}", "", "## Final cells", "",
+    lines += ["", f"Random baseline ({len(baseline)} archs): {_acc(baseline)}", ""]
+    lines += selection_table(runs)
+    lines += ["## Final cells", "",
               "| method | seed | finished | magnitude | ostr |", "|---|---|---|---|---|"]
     for r in runs:
         final = r.archs.get("magnitude") or (r.epochs[-1]["arch"] if r.epochs else "")

@@ -17,6 +17,8 @@ spec.loader.exec_module(cr)
 
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 MIXED = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_3x3~2|"
+OSTR_CELLS = ("|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|",                  # 4 of 6 none
+              "|none~0|+|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")  # 2 of 6
 
 
 def test_param_free_share_of_nb201_cells():
@@ -63,6 +65,8 @@ def test_report_of_a_hand_made_study(tmp_path):
             {"status": "ok", "result": {"run_dir": str(run), "arch": final}}))
         (jobs / f"evaluate-darts-seed{seed}-magnitude.json").write_text(json.dumps(
             {"status": "ok", "result": {"test_acc": acc}}))
+        (jobs / f"derive-darts-seed{seed}-ostr.json").write_text(json.dumps(
+            {"status": "ok", "result": {"arch": OSTR_CELLS[seed]}}))
     running = tmp_path / "run_live"
     running.mkdir()
     (running / "metrics.jsonl").write_text(json.dumps(_epoch(0, MIXED, 0.003)) + "\n{\"epo")  # a line being written
@@ -84,6 +88,12 @@ def test_report_of_a_hand_made_study(tmp_path):
     assert cells[9] == "–"
     assert "Random baseline (1 archs): 50.00 (n=1)" in text
     assert "| gdas | 0 | no (1 epochs) |" in text and "\\|skip_connect~0\\|" in text
+    magnitude = next(line for line in text.splitlines() if line.startswith("| darts | magnitude |"))
+    assert [c.strip() for c in magnitude.strip("|").split("|")][2:] == [
+        "2", f"0.750 ± {12.706 * math.sqrt(0.125) / math.sqrt(2):.3f} (n=2)", "0.583", "0.083", "0.083"]
+    ostr = next(line for line in text.splitlines() if line.startswith("| darts | ostr |"))
+    assert [c.strip() for c in ostr.strip("|").split("|")][2:] == [  # 4/6 and 2/6 none
+        "2", f"0.500 ± {12.706 * math.sqrt(2 / 36) / math.sqrt(2):.3f} (n=2)", "0.000", "0.500", "0.000"]
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"report.md", "param_free_share.png", "hessian.png",
                                                                 "max_dev.png"}
 
