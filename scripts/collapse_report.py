@@ -176,12 +176,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _acc(values: list[float]) -> str:
+def _acc(values: list[float], digits: int = 2) -> str:
     """``mean ± half-width (n=k)`` of the 95 % t-interval; a single value as ``v (n=1)``."""
     if len(values) == 1:
-        return f"{values[0]:.2f} (n=1)"
+        return f"{values[0]:.{digits}f} (n=1)"
     ci = t_interval(values)
-    return "–" if ci is None else f"{_fmt(ci)} (n={len(values)})"
+    return "–" if ci is None else f"{_fmt(ci, digits)} (n={len(values)})"
 
 
 def _fmt(ci: tuple[float, float] | None, digits: int = 2) -> str:
@@ -192,7 +192,7 @@ def op_shares(arch: str) -> dict[str, float]:
     """Shares of the cell's ops that are ``skip_connect``, ``none``, pooling, and parameter-free in all."""
     ops = arch_ops(arch)
     share = (lambda names: sum(op in names for op in ops) / len(ops))
-    return {"param_free": share(PARAMETER_FREE), "skip_connect": share({"skip_connect"}), "none": share({"none"}),
+    return {"param_free": param_free_share(arch), "skip_connect": share({"skip_connect"}), "none": share({"none"}),
             "pooling": share({"avg_pool_3x3", "max_pool_3x3"})}
 
 
@@ -210,8 +210,7 @@ def selection_table(runs: list[Run]) -> list[str]:
             if not cells:
                 continue
             shares = [op_shares(a) for a in cells]
-            pf = [s["param_free"] for s in shares]
-            pf_text = f"{pf[0]:.3f} (n=1)" if len(pf) == 1 else f"{_fmt(t_interval(pf), 3)} (n={len(pf)})"
+            pf_text = _acc([s["param_free"] for s in shares], digits=3)
             avg = {k: sum(s[k] for s in shares) / len(shares) for k in ("skip_connect", "none", "pooling")}
             lines.append(f"| {label} | {selection} | {len(cells)} | {pf_text} | {avg['skip_connect']:.3f} | "
                          f"{avg['none']:.3f} | {avg['pooling']:.3f} |")
