@@ -36,7 +36,7 @@ from nascli.runlock import RunLock
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_write_bytes's temp files: .<name>.<random>.tmp
 
 # Keys that do not change what a run computes; dotted paths into the config.
-NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "run", "hydra",
+NON_SEMANTIC_KEYS = ("seed", "seeds", "device", "out_root", "num_threads", "progress", "run", "hydra",
                      "dataset.root", "dataset.download", "search.checkpoint_every_steps",
                      "train.checkpoint_every_steps", "dry_run", "kill_after_steps",
                      "method.flow.children", "method.flow.node",  # GM-NAS children as jobs: the same tree

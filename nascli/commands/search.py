@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from nascli.commands.artifacts import write_selection
 from nascli.commands.common import console, emit_result, set_threads
 from nascli.commands.run import RunDir, seed_everything
+from nascli.commands.seed_group import group_seeds, search_seed_group
 from nascli.device import resolve_device
 from nascli.logger import observing
 from nascli.logger.session import check_logger, run_observers
@@ -29,15 +30,17 @@ def search_run_dir(cfg: DictConfig) -> RunDir:
 class SearchSession:
     """One search run: the built search (nascli/search/builder.py) and its run directory."""
 
-    def __init__(self, cfg: DictConfig, run: RunDir | None = None, composition: Composition | None = None):
+    def __init__(self, cfg: DictConfig, run: RunDir | None = None, composition: Composition | None = None,
+                 data: tuple[Any, Any, Any] | None = None, label: str = ""):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.run = run or search_run_dir(cfg)
         seed_everything(int(cfg.seed))
-        self.setup = build_search(cfg, self.device, composition)
+        self.setup = build_search(cfg, self.device, composition, data)
         self.space, self.supernet = self.setup.space, self.setup.supernet
         self.optimizer, self.components, self.engine = self.setup.optimizer, self.setup.components, self.setup.engine
         self.elapsed = 0.0
+        self.label = label  # prefix of the epoch lines ("seed 3 " in a seed group)
 
     # -------------------------------------------------------------- helpers
     def selection_context(self) -> SelectionContext:
@@ -72,8 +75,10 @@ class SearchSession:
         return record
 
     # -------------------------------------------------------------- main
-    def execute(self) -> dict[str, Any]:
-        run, engine, cfg = self.run, self.engine, self.cfg
+    def begin(self) -> None:
+        """Resume from the run's checkpoint (weights, optimizer, streams, RNGs, epoch and step), or start a
+        new run directory with its config."""
+        run, engine = self.run, self.engine
         state = run.load_checkpoint(map_location=self.device)
         if state is not None:
             engine.load_state_dict(state)
@@ -82,37 +87,55 @@ class SearchSession:
             console.print(f"[bold]resuming[/] {run.path} at epoch {engine.epoch} step {engine.step}", soft_wrap=True)
         else:
             run.path.mkdir(parents=True, exist_ok=True)
-            run.write_config(cfg)
+            run.write_config(self.cfg)
             run.truncate_metrics(0)
             console.print(f"[bold]search[/] {run.path}", soft_wrap=True)
-        every = int(cfg.search.get("checkpoint_every_steps", 0) or 0)
+
+    def done(self) -> bool:
+        """Whether the epoch loop is over: every epoch run, or a component stopped the search early."""
+        return self.engine.epoch >= self.engine.epochs or self.engine.stopped_early() is not None
+
+    def advance(self) -> None:
+        """Run the epoch in progress to its end (from a mid-epoch step when resumed), record it (or truncate
+        the records a roll-back voids) and checkpoint."""
+        engine, run = self.engine, self.run
+        every = int(self.cfg.search.get("checkpoint_every_steps", 0) or 0)
+        epoch = engine.epoch
+        engine.start_epoch(epoch)
+        t0 = time.perf_counter()
+        timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
+        next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
+        self.elapsed += time.perf_counter() - t0
+        if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
+            run.truncate_metrics(next_epoch)
+            engine.publish_rollback(next_epoch)
+            console.print(f"{self.label}epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
+        else:
+            record = self.epoch_record(epoch, timing)
+            run.append_metrics(record)
+            engine.publish_epoch(epoch, record)
+            score = self.optimizer.criterion.score_name  # the task's batch score: acc, psnr
+            print_line(console, f"{self.label}epoch {epoch + 1}/{engine.epochs} "
+                                f"train_{score} {record.get(f'train_{score}', 0):.1f} "
+                                f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} "
+                                f"skip {record['skip_count']} {record['images_per_s']:.0f} img/s  "
+                                f"{record['arch']}")
+        engine.epoch, engine.step = next_epoch, 0
+        if self.done():
+            engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
+        self.checkpoint()
+
+    def observers(self, console_for_progress=console):
+        """The run's watchers (progress bar on a terminal ``console_for_progress``, the logger), for
+        :func:`nascli.logger.observing`."""
+        return run_observers(self.cfg, self.run.path, self.engine.epoch, self.space, console_for_progress)
+
+    def execute(self) -> dict[str, Any]:
+        self.begin()
         # the progress bar (terminal) and the logger (logger=) watch the epochs through the engine's hooks
-        with observing(run_observers(cfg, run.path, engine.epoch, self.space, console)) as engine.observers:
-            while engine.epoch < engine.epochs and engine.stopped_early() is None:
-                epoch = engine.epoch
-                engine.start_epoch(epoch)
-                t0 = time.perf_counter()
-                timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
-                next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
-                self.elapsed += time.perf_counter() - t0
-                if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
-                    run.truncate_metrics(next_epoch)
-                    engine.publish_rollback(next_epoch)
-                    console.print(f"epoch {epoch + 1}/{engine.epochs}: rolled back to the end of epoch {next_epoch}")
-                else:
-                    record = self.epoch_record(epoch, timing)
-                    run.append_metrics(record)
-                    engine.publish_epoch(epoch, record)
-                    score = self.optimizer.criterion.score_name  # the task's batch score: acc, psnr
-                    print_line(console, f"epoch {epoch + 1}/{engine.epochs} "
-                                        f"train_{score} {record.get(f'train_{score}', 0):.1f} "
-                                        f"val_{score} {record.get(f'val_{score}', float('nan')):.1f} "
-                                        f"skip {record['skip_count']} {record['images_per_s']:.0f} img/s  "
-                                        f"{record['arch']}")
-                engine.epoch, engine.step = next_epoch, 0
-                if engine.epoch >= engine.epochs or engine.stopped_early() is not None:
-                    engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
-                self.checkpoint()
+        with observing(self.observers()) as self.engine.observers:
+            while not self.done():
+                self.advance()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
@@ -155,6 +178,9 @@ def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
     composition = check_search_config(cfg)  # unknown keys, impossible combinations: one line, nothing written
     check_logger(cfg)  # logger=<name> whose client is missing: one line, nothing written
+    seeds = group_seeds(cfg)
+    if seeds is not None:  # several seeds in this process, each in its solo run directory
+        return search_seed_group(cfg, composition, seeds)
     session_run = search_run_dir(cfg)
     from nascli.errors import DivergedError
     if composition.flow is not None and session_run.finished_result() is None:

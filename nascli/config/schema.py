@@ -26,6 +26,9 @@ COMMON: dict[str, Rule] = {
     "num_threads": Int(low=1, nullable=True),
 }
 SEED: dict[str, Rule] = {"seed": Int(low=0)}
+# nas search 'seeds=[0,1,2,3]': several seeds in one process (nascli/commands/seed_group.py)
+SEED_GROUP: dict[str, Rule] = {"seeds": ListOf(item=Int(low=0), nonempty=True, nullable=True,
+                                               example="seeds=[0,1,2,3]")}
 
 # conf/logger/*.yaml (nascli/logger/registry.py): where epoch records are also written; not hashed (NON_SEMANTIC_KEYS)
 LOGGER: dict[str, Rule] = {
@@ -169,7 +172,7 @@ class Schema:
 
 SCHEMAS: dict[str, Schema] = {
     "search": Schema(
-        "search", {**SEED, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK, **LOGGER},
+        "search", {**SEED, **SEED_GROUP, **COMMON, **SEARCH, **SPACE, **DATASET, **PAPER, **TASK, **LOGGER},
         closed=("", "search", "diagnostics", "paper", "task", "logger"),
         open=("method", "optimizer", "selection", "components"),
         checks=("out_root",)),

@@ -86,13 +86,15 @@ class SearchSetup:
                                 criterion=self.task.criterion)
 
 
-def build_search(cfg: DictConfig, device: torch.device, composition: Composition | None = None) -> SearchSetup:
+def build_search(cfg: DictConfig, device: torch.device, composition: Composition | None = None,
+                 data: tuple[Any, Any, Any] | None = None) -> SearchSetup:
     """Check the config (unless its ``composition`` is already checked), then build the whole search on
-    ``device`` (seed the RNGs before calling)."""
+    ``device`` (seed the RNGs before calling). ``data``: the task's ``search_data(cfg.dataset)`` when the
+    caller already holds it (a seed group shares one copy, nascli/search/seed_group.py)."""
     composition = composition or check_search_config(cfg)
     task = task_of(cfg)
     space = get_space(str(cfg.space.name))
-    weights_split, arch_split, info = task.search_data(cfg.dataset)
+    weights_split, arch_split, info = data if data is not None else task.search_data(cfg.dataset)
     if problem := space.input_size_problem(task.input_size(info)):
         raise NasError(problem)
     uses_arch = composition.optimizer.uses_arch_batches
