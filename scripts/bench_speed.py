@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Speed of the search supernets (impl=fast vs impl=reference) against the official code's figures.
+"""Speed of the search supernets: impl=fast against impl=reference, measured alternately in one run.
 
 Per configuration of the "Fast supernets" issue (random 32x32 inputs, 10 classes, softmax-family mixers)
 and per implementation, one fresh subprocess (so that its RSS high-water mark is its own) measures, as the
-median of ``--repeats`` runs after one warm-up run:
+median of ``--repeats`` runs after one warm-up run, the figures below. The implementations alternate
+(fast, reference, fast, reference, ... for ``--rounds`` rounds), so a change in the machine's load hits
+both; the ratio column is the median over rounds of fast/reference within a round, and the table's
+figures are each implementation's median over rounds.
 
 * ``fwd_bwd_s``: one forward + backward of the cross-entropy loss w.r.t. weights and alphas;
 * ``step_img_s``: one first-order search step through the real SearchOptimizer (``bilevel``: a weight
@@ -16,7 +19,12 @@ median of ``--repeats`` runs after one warm-up run:
 
 ``--threads`` (default 2) CPU threads, like the 2-core machine of the official figures.
 
+The official implementations cannot be installed here (no internet; their code is not ours to copy), so
+their figures are not measured by this script: ``official_table()`` prints the ones the performance issue
+quotes with where and when they were measured, never a ratio computed against them.
+
     python scripts/bench_speed.py                      # full table (slow on CPU: run it once)
+    python scripts/bench_speed.py --only nb201 pc_darts --rounds 3 --markdown docs/speed_table.md
     python scripts/bench_speed.py --quick              # smoke test in seconds: nb201 only, tiny sizes, 1 repeat
     python scripts/bench_speed.py --quick --only darts_2nd pc_darts   # the same tiny sizes for other configs
     python scripts/bench_speed.py --only darts --json out.json
@@ -41,8 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Config:
-    """One benchmark configuration and the official code's figures for it (from the issue text:
-    measured with the official code on a 2-core machine)."""
+    """One benchmark configuration and the official code's figures for it (see :data:`OFFICIAL_SOURCE`)."""
 
     name: str
     space: str
@@ -69,6 +76,11 @@ CONFIGS = {
     "pc_darts": Config("pc_darts", "darts", {"C": 16, "layers": 8}, 64, mixer="pc", partial_channels=4,
                        official={"step_img_s": 4.7, "fwd_bwd_s": 6.69, "peak_rss_gb": 3.3}),
 }
+#: where and when the official figures of CONFIGS were measured (not by this script)
+OFFICIAL_SOURCE = ("official code as quoted by the \"Fast supernets\" issue (2-core machine, date not given); "
+                   "the performance issue re-measured official against nascli fast in one run on a 2-core machine "
+                   "of this project's kind (2026-11-30): step time NB201 6.25 s vs 4.50 s (1.39x), DARTS space "
+                   "37.6 s vs 10.2 s (3.70x), PC-DARTS 12.7 s vs 7.7 s (1.65x)")
 # --quick: the smallest configuration of each space (a smoke test that the script still runs, not a
 # measurement: no comparison with the official figures is made for it).
 QUICK_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
@@ -217,55 +229,100 @@ def measure(name: str, impl: str, args: argparse.Namespace, ablation: bool = Fal
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def ratios(row: dict) -> dict:
-    """ours / official for throughput, official / ours for times, ours / official for memory (none for
-    --quick rows: they are not measured at the official sizes)."""
-    if row.get("quick"):
-        return {}
-    off = CONFIGS[row["config"]].official
+SPEED_KEYS = ("step_img_s", "fwd_bwd_s", "alpha2_s")
+SETUP_KEYS = ("config", "impl", "threads", "device", "batch", "image", "sizes", "quick", "mixer")  # step: higher is better; the times: lower is better
+
+
+def same_round_ratios(fast: dict, ref: dict) -> dict:
+    """fast over reference within one round: speed-up of the step (img/s ratio), of fwd+bwd and of the
+    2nd-order alpha step (time ratios, reference / fast), and fast's peak memory over reference's."""
     out = {}
-    if "step_img_s" in row and "step_img_s" in off:
-        out["speedup_step"] = row["step_img_s"] / off["step_img_s"]
+    if "step_img_s" in fast and "step_img_s" in ref:
+        out["speedup_step"] = fast["step_img_s"] / ref["step_img_s"]
     for key in ("fwd_bwd_s", "alpha2_s"):
-        if key in row and key in off:
-            out[f"speedup_{key[:-2]}"] = off[key] / row[key]
-    if "peak_rss_gb" in row and "peak_rss_gb" in off:
-        out["memory_ratio"] = row["peak_rss_gb"] / off["peak_rss_gb"]
+        if key in fast and key in ref:
+            out[f"speedup_{key[:-2]}"] = ref[key] / fast[key]
+    mem = "peak_gb" if "peak_gb" in fast else "peak_rss_gb"
+    if mem in fast and mem in ref:
+        out["memory_ratio"] = fast[mem] / ref[mem]
     return out
+
+
+def summarize(name: str, impl: str, runs: list[dict]) -> dict:
+    """One row per (config, impl): each figure's median over the rounds, the per-round values kept."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"config": name, "impl": impl, "error": runs[0].get("error")}
+    row = {k: v for k, v in ok[0].items() if k in SETUP_KEYS}
+    for key in (*SPEED_KEYS, "step_s", "peak_rss_gb", "peak_gb"):
+        values = [r[key] for r in ok if key in r]
+        if values:
+            row[key] = statistics.median(values)
+            row[f"{key}_rounds"] = [round(v, 3) for v in values]
+    row["load_before"] = min(r["load_before"] for r in ok)
+    row["load_after"] = max(r["load_after"] for r in ok)
+    row["rounds"] = len(ok)
+    return row
+
+
+def round_ratios(fast_runs: list[dict], ref_runs: list[dict]) -> dict:
+    """Median over rounds of :func:`same_round_ratios` (round i of fast with round i of reference)."""
+    per_round = [same_round_ratios(f, r) for f, r in zip(fast_runs, ref_runs) if "error" not in f and "error" not in r]
+    keys = {k for q in per_round for k in q}
+    return {k: statistics.median(q[k] for q in per_round if k in q) for k in sorted(keys)}
 
 
 def _fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| config | impl | fwd+bwd s | step img/s | 2nd-order alpha step s | peak RSS GB | "
-            "speed-up vs official | memory vs official | load avg |")
+def table(rows: list[dict], ratios: dict[str, dict]) -> str:
+    """The measured rows; the last column is fast over reference in the same rounds (on fast's row)."""
+    head = ("| config | impl | fwd+bwd s | step img/s | 2nd-order alpha step s | peak memory GB | "
+            "fast vs reference, same rounds | load avg | rounds |")
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['config']} | {r['impl']} | error: {r['error']} |" + " |" * 6)
             continue
-        q = ratios(r)
-        speed = q.get("speedup_step", q.get("speedup_alpha2"))
-        parts = [] if speed is None else [f"{speed:.1f}x"]
+        q = ratios.get(r["config"], {}) if r["impl"] == "fast" else {}
+        parts = []
+        if "speedup_step" in q:
+            parts.append(f"step {q['speedup_step']:.2f}x")
         if "speedup_fwd_bwd" in q:
-            parts.append(f"fwd+bwd {q['speedup_fwd_bwd']:.1f}x")
+            parts.append(f"fwd+bwd {q['speedup_fwd_bwd']:.2f}x")
+        if "speedup_alpha2" in q:
+            parts.append(f"alpha step {q['speedup_alpha2']:.2f}x")
+        if "memory_ratio" in q:
+            parts.append(f"memory {q['memory_ratio']:.2f}x")
         mem = r.get("peak_rss_gb", r.get("peak_gb"))
         lines.append(
             f"| {r['config']} | {r['impl']} | {_fmt(r.get('fwd_bwd_s'))} | {_fmt(r.get('step_img_s'))} | "
             f"{_fmt(r.get('alpha2_s'))} | {_fmt(mem)} | {', '.join(parts) or '-'} | "
-            f"{_fmt(q.get('memory_ratio'))} | {r['load_before']:.1f}-{r['load_after']:.1f} |")
+            f"{r['load_before']:.1f}-{r['load_after']:.1f} | {r['rounds']} |")
     return "\n".join(lines)
 
 
 def official_table() -> str:
-    lines = ["| config | fwd+bwd s | step img/s | 2nd-order alpha step s | peak RSS GB |", "|---|---|---|---|---|"]
+    lines = [f"Official code, not measured by this script: {OFFICIAL_SOURCE}.", "",
+             "| config | fwd+bwd s | step img/s | 2nd-order alpha step s | peak RSS GB |", "|---|---|---|---|---|"]
     for c in CONFIGS.values():
         o = c.official
         lines.append(f"| {c.name} | {_fmt(o.get('fwd_bwd_s'))} | {_fmt(o.get('step_img_s'))} | "
                      f"{_fmt(o.get('alpha2_s'))} | {_fmt(o.get('peak_rss_gb'))} |")
     return "\n".join(lines)
+
+
+def machine_line(args: argparse.Namespace) -> str:
+    """Where and when: date (UTC), CPUs this process may use, torch version, threads, device."""
+    import platform
+
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"{when}; {platform.processor() or platform.machine()}, {cpus} CPUs available, torch {torch.__version__}, "
+            f"{args.threads} threads, device {args.device}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke test in seconds: tiny sizes (C=4), batch 2, 8x8 inputs, 1 repeat, nb201 unless --only")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="alternate the implementations this many times per configuration (fast, reference, ...; "
+                        "default 2, 1 with --quick)")
+    p.add_argument("--markdown", type=Path, help="also write the table, its command and machine line here")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -286,27 +347,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats = 1
         args.only = args.only or ["nb201"]
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
-    rows = []
     if args.ablation:
-        jobs = [("darts", v, True) for v in ABLATION]
+        jobs = [("darts", list(ABLATION), True)]
     else:
-        jobs = [(name, impl, False) for name in (args.only or list(CONFIGS)) for impl in args.impl]
-    for name, impl, abl in jobs:
-        t = time.perf_counter()
-        row = measure(name, impl, args, abl)
-        row["wall_s"] = time.perf_counter() - t
-        rows.append(row)
-        print(f"{name:10s} {impl:24s} done in {row['wall_s']:.0f} s: "
-              f"{ {k: round(v, 3) for k, v in row.items() if isinstance(v, float)} }", file=sys.stderr, flush=True)
-    print(table(rows))
-    print("\nofficial code (2-core machine, from the issue):\n" + official_table())
+        jobs = [(name, list(args.impl), False) for name in (args.only or list(CONFIGS))]
+    rows, ratios, raw = [], {}, []
+    for name, impls, abl in jobs:
+        runs: dict[str, list[dict]] = {impl: [] for impl in impls}
+        for rnd in range(args.rounds):
+            for impl in impls:  # alternate: fast, reference, fast, reference, ...
+                t = time.perf_counter()
+                row = measure(name, impl, args, abl)
+                row["wall_s"] = time.perf_counter() - t
+                row["round"] = rnd
+                runs[impl].append(row)
+                raw.append(row)
+                print(f"{name:10s} {impl:24s} round {rnd + 1} done in {row['wall_s']:.0f} s: "
+                      f"{ {k: round(v, 3) for k, v in row.items() if isinstance(v, float)} }", file=sys.stderr,
+                      flush=True)
+        rows.extend(summarize(name, impl, runs[impl]) for impl in impls)
+        if "fast" in runs and "reference" in runs:
+            ratios[name] = round_ratios(runs["fast"], runs["reference"])
+    command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = (f"`{command.strip()}`\n\nMeasured {machine_line(args)}.\n\n{table(rows, ratios)}\n\n"
+            f"{official_table()}\n")
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "official": {k: c.official for k, c in CONFIGS.items()},
-                                         "ratios": [dict(config=r["config"], impl=r["impl"], **ratios(r))
-                                                    for r in rows if "error" not in r]}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine_line(args), "rows": rows, "ratios": ratios, "raw": raw,
+                                         "official": {k: c.official for k, c in CONFIGS.items()},
+                                         "official_source": OFFICIAL_SOURCE}, indent=2))
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if "speed" not in args.skip:
         speed_json = args.out / "speed.json"
         cmd = [sys.executable, str(SCRIPTS / "bench_speed.py"), "--impl", "fast", "--device", args.device,
-               "--json", str(speed_json), *(["--quick", "--threads", "1"] if args.quick else [])]
+               "--json", str(speed_json), "--rounds", "1", *(["--quick", "--threads", "1"] if args.quick else [])]
         subprocess.run(cmd, check=True, stdout=(args.out / "speed.log").open("w"), stderr=subprocess.STDOUT)
         report["speed"] = {"command": " ".join(cmd[1:]), "rows": json.loads(speed_json.read_text())["rows"]}
 

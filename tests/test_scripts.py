@@ -22,10 +22,10 @@ def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 SPEED_FIELDS = {"config", "impl", "threads", "device", "batch", "image", "sizes", "quick", "mixer", "load_before",
-                "load_after", "peak_rss_gb", "wall_s"}
-TIMED = {"fwd_bwd": ("fwd_bwd_s", "fwd_bwd_runs", "fwd_bwd_cpu_s"),
-         "step": ("step_s", "step_runs", "step_cpu_s", "step_img_s"),
-         "alpha2": ("alpha2_s", "alpha2_runs", "alpha2_cpu_s")}
+                "load_after", "rounds", "peak_rss_gb", "peak_rss_gb_rounds"}
+TIMED = {"fwd_bwd": ("fwd_bwd_s", "fwd_bwd_s_rounds"),
+         "step": ("step_s", "step_s_rounds", "step_img_s", "step_img_s_rounds"),
+         "alpha2": ("alpha2_s", "alpha2_s_rounds")}
 
 
 def _speed_rows(tmp_path: Path, *args: str) -> tuple[list[dict], dict, str]:
@@ -36,21 +36,48 @@ def _speed_rows(tmp_path: Path, *args: str) -> tuple[list[dict], dict, str]:
     return data["rows"], data, proc.stdout
 
 
-def test_bench_speed_quick_runs_the_smallest_nb201_configuration(tmp_path):
-    rows, data, stdout = _speed_rows(tmp_path)
+def test_bench_speed_quick_alternates_fast_and_reference_in_one_run(tmp_path):
+    rows, data, stdout = _speed_rows(tmp_path, "--rounds", "2", "--markdown", str(tmp_path / "table.md"))
     assert [(r["config"], r["impl"]) for r in rows] == [("nb201", "fast"), ("nb201", "reference")]
+    assert [(r["impl"], r["round"]) for r in data["raw"]] == [("fast", 0), ("reference", 0), ("fast", 1),
+                                                              ("reference", 1)]
     for r in rows:
         assert set(r) == SPEED_FIELDS | set(TIMED["fwd_bwd"]) | set(TIMED["step"]), r
         assert (r["device"], r["threads"], r["batch"], r["image"], r["mixer"]) == ("cpu", 1, 2, 8, "softmax")
-        assert r["sizes"] == {"C": 4, "N": 1} and r["quick"] is True
-        assert len(r["fwd_bwd_runs"]) == len(r["step_runs"]) == 1  # one repeat
-    # tiny sizes are not compared with the official full-size figures
-    assert data["ratios"] == [{"config": "nb201", "impl": "fast"}, {"config": "nb201", "impl": "reference"}]
+        assert r["sizes"] == {"C": 4, "N": 1} and r["quick"] is True and r["rounds"] == 2
+        assert len(r["step_img_s_rounds"]) == 2 and r["step_img_s"] == pytest.approx(statistics.median(r["step_img_s_rounds"]), abs=1e-3)
+    # the ratios are fast over reference within each round (the median of the two rounds)
+    fast, ref = [[x for x in data["raw"] if x["impl"] == impl] for impl in ("fast", "reference")]
+    expected = statistics.median(f["step_img_s"] / r["step_img_s"] for f, r in zip(fast, ref))
+    assert data["ratios"]["nb201"]["speedup_step"] == pytest.approx(expected)
+    assert set(data["ratios"]["nb201"]) == {"speedup_step", "speedup_fwd_bwd", "memory_ratio"}
     assert set(data["official"]) == {"nb201", "darts", "darts_2nd", "pc_darts"}
-    table = stdout.splitlines()
+    lines = stdout.splitlines()
+    assert lines[0] == "`python scripts/bench_speed.py --quick --threads 1 --device cpu --json " \
+                       f"{tmp_path / 'speed.json'} --rounds 2 --markdown {tmp_path / 'table.md'}`"
+    assert lines[2].startswith("Measured 20") and "torch " in lines[2]
+    table = lines[4:]
     assert table[0].startswith("| config | impl | fwd+bwd s | step img/s |")
     assert [line.split(" | ")[:2] for line in table[2:4]] == [["| nb201", "fast"], ["| nb201", "reference"]]
-    assert "official code (2-core machine, from the issue):" in stdout
+    assert f"step {data['ratios']['nb201']['speedup_step']:.2f}x" in table[2]
+    assert "Official code, not measured by this script:" in stdout
+    assert (tmp_path / "table.md").read_text() == stdout.rstrip("\n") + "\n"
+
+
+def test_same_round_ratios_on_hand_made_rows():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import bench_speed
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    fast = [{"step_img_s": 30.0, "fwd_bwd_s": 1.0, "peak_rss_gb": 2.0}, {"step_img_s": 10.0, "fwd_bwd_s": 3.0,
+                                                                          "peak_rss_gb": 2.0}]
+    ref = [{"step_img_s": 10.0, "fwd_bwd_s": 2.0, "peak_rss_gb": 4.0}, {"step_img_s": 5.0, "fwd_bwd_s": 3.0,
+                                                                         "peak_rss_gb": 2.5}]
+    assert bench_speed.same_round_ratios(fast[0], ref[0]) == {"speedup_step": 3.0, "speedup_fwd_bwd": 2.0,
+                                                              "memory_ratio": 0.5}
+    # round by round, not the ratio of the medians: (3 + 2) / 2 for the step, (2 + 1) / 2 for fwd+bwd
+    assert bench_speed.round_ratios(fast, ref) == {"speedup_step": 2.5, "speedup_fwd_bwd": 1.5, "memory_ratio": 0.65}
 
 
 @pytest.mark.slow  # three DARTS-space configurations and the five ablation variants: about a minute
