@@ -87,7 +87,7 @@ QUICK_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
 QUICK_BATCH, QUICK_IMAGE = 2, 8
 IMPLS = ("fast", "reference")
 # An implementation name may carry modifiers, "<impl>+<modifier>+...": channels_last (model and inputs in
-# NHWC, what impl=fast does internally), plain_depthwise (impl=fast with oneDNN's own depthwise backward),
+# NHWC, what impl=fast does internally), nchw (the NB201 fast cell kept in NCHW), plain_depthwise (impl=fast with oneDNN's own depthwise backward),
 # malloc (tune_malloc in the worker). --ablation runs these on the DARTS space: what each idea buys.
 ABLATION = ("reference", "reference+channels_last", "fast+plain_depthwise", "fast", "fast+malloc")
 
@@ -110,12 +110,15 @@ def _plain_depthwise(t, w, stride=1, dilation=1):
 def _apply_modifiers(modifiers: list[str], net, batches: list):
     """See IMPLS: returns the (possibly converted) supernet and batches."""
     import torch
-    unknown = set(modifiers) - {"channels_last", "plain_depthwise", "malloc"}
+    unknown = set(modifiers) - {"channels_last", "nchw", "plain_depthwise", "malloc"}
     if unknown:
         raise ValueError(f"unknown implementation modifiers {sorted(unknown)}")
     if "channels_last" in modifiers:
         net = net.to(memory_format=torch.channels_last)
         batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    if "nchw" in modifiers:  # the NB201 fast cell on NCHW tensors (its wide per-node convs; before 2026-12-01)
+        import nascli.spaces.nb201.cells as nb201_cells
+        nb201_cells.FastSearchCell.memory_format = None
     if "plain_depthwise" in modifiers:
         import nascli.spaces.darts.search_fast as sf
         sf.depthwise_conv = _plain_depthwise

@@ -51,16 +51,18 @@ class EdgeWeights:
 
 def sum_edge_outputs(terms: list, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """A node's value: the sum of its incoming edge outputs. ``None`` terms (edges that computed
-    nothing) are zeros; when only scalar passthroughs remain they broadcast to ``shape``."""
+    nothing) are zeros (in ``like``'s memory format when it has ``shape``); when only scalar passthroughs
+    remain they broadcast to ``shape``."""
     total = None
     for t in terms:
         if t is None:
             continue
         total = t if total is None else total + t
+    zeros = (lambda: torch.zeros_like(like)) if tuple(like.shape) == tuple(shape) else (lambda: like.new_zeros(shape))
     if total is None:
-        return like.new_zeros(shape)
+        return zeros()
     if not torch.is_tensor(total) or total.dim() == 0:
-        return like.new_zeros(shape) + total
+        return zeros() + total
     return total
 
 

@@ -26,6 +26,7 @@ from nascli.spaces.nb201.ops import avg_pool_3x3, op_module
 OP_INDEX = {name: k for k, name in enumerate(NB201_OPS)}
 NONE = OP_INDEX["none"]
 CONV_OPS = ("nor_conv_1x1", "nor_conv_3x3")
+WEIGHTED_BY_BN = frozenset(OP_INDEX[k] for k in CONV_OPS)  # ops whose mixing weight the fast cell folds into the BN
 
 
 def _outgoing(src: int) -> list[int]:
@@ -56,6 +57,10 @@ class _SearchCellBase(nn.Module):
 class FastSearchCell(_SearchCellBase):
     """Node-batched NB201 search cell (see module docstring)."""
 
+    #: the layout the supernet gives this cell's input (and so every tensor of the network): NHWC, where
+    #: oneDNN's CPU conv backward is several times faster than NCHW (docs/SPEED.md)
+    memory_format = torch.channels_last
+
     def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
         super().__init__(C, edge_parts, track_running_stats)
         c = self.c_op
@@ -71,27 +76,42 @@ class FastSearchCell(_SearchCellBase):
             self.bn3.append(nn.BatchNorm2d(n * c, affine=False, track_running_stats=track_running_stats))
         self.pool = avg_pool_3x3()
 
-    def _conv(self, src: int, kind: str, xr: torch.Tensor, locals_: list[int], n_out: int) -> dict[int, torch.Tensor]:
+    def _conv(self, src: int, kind: str, xr: torch.Tensor, locals_: list[int], n_out: int,
+              scale: torch.Tensor) -> dict[int, torch.Tensor]:
+        """w[e, o] * BN(conv_o(relu(x_src))) for the edges ``locals_`` (indices among the ``n_out`` edges leaving
+        ``src``; ``scale[k]`` is edge k's mixing weight of this op). The mixing weight is the BN's per-channel
+        weight (the BN is not affine), so the BN and the multiply are one kernel and dL/dw comes out of the BN
+        backward; it is a contiguous vector (torch 2.13's channels-last BN backward misreads an expanded one).
+
+        NCHW with every edge needed: one conv with ``n_out * C`` output channels and one BN, sliced per edge.
+        Otherwise (a sampled subset, or a channels-last input, where oneDNN's wide conv followed by
+        channel slices is slower than separate convs): one conv per edge on its slice of the weights and one
+        BN on its slice of the statistics (updated in place). Running statistics follow nn.BatchNorm2d's rule
+        (momentum, or the cumulative average when momentum is None), counted once per forward."""
         conv = (self.conv1 if kind == "nor_conv_1x1" else self.conv3)[src]
         norm = (self.bn1 if kind == "nor_conv_1x1" else self.bn3)[src]
         c = self.c_op
-        if len(locals_) == n_out:  # every outgoing edge needs it: one batched conv
-            y = norm(conv(xr))
+        use_batch = norm.training or norm.running_mean is None
+        factor = 0.0
+        if norm.training and norm.track_running_stats:
+            norm.num_batches_tracked.add_(1)
+            factor = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
+        if len(locals_) == n_out and not xr.is_contiguous(memory_format=torch.channels_last):
+            y = F.batch_norm(conv(xr), norm.running_mean, norm.running_var, scale.repeat_interleave(c), None,
+                             use_batch, factor, norm.eps)
             return {k: y[:, k * c:(k + 1) * c] for k in locals_}
         out = {}
-        for k in locals_:  # single-path: slice the weights of the edges that need this op
+        for k in locals_:
             sl = slice(k * c, (k + 1) * c)
             y = F.conv2d(xr, conv.weight[sl], conv.bias[sl], padding=conv.padding)
             rm = norm.running_mean[sl] if norm.running_mean is not None else None
             rv = norm.running_var[sl] if norm.running_var is not None else None
-            use_batch = norm.training or rm is None
-            if norm.training and norm.track_running_stats:
-                norm.num_batches_tracked.add_(1)
-            out[k] = F.batch_norm(y, rm, rv, None, None, use_batch, norm.momentum, norm.eps)
+            out[k] = F.batch_norm(y, rm, rv, scale[k].repeat(c), None, use_batch, factor, norm.eps)
         return out
 
     def _node_outputs(self, src: int, x: torch.Tensor, w: EdgeWeights) -> dict[int, dict[int, torch.Tensor]]:
-        """op outputs (op index -> tensor) for every edge leaving ``src`` (keyed by alpha row)."""
+        """Op outputs (op index -> tensor) for every edge leaving ``src`` (keyed by alpha row); the conv ops'
+        outputs already carry their mixing weight (:meth:`_conv`), the others do not."""
         rows = _outgoing(src)
         xo = self.parts.op_input(x)
         need = {e: w.ops_of(e, NONE) for e in rows}
@@ -102,7 +122,8 @@ class FastSearchCell(_SearchCellBase):
                 o = OP_INDEX[kind]
                 locals_ = [k for k, e in enumerate(rows) if o in need[e]]
                 if locals_:
-                    for k, y in self._conv(src, kind, xr, locals_, len(rows)).items():
+                    scale = w.weights[rows, o]
+                    for k, y in self._conv(src, kind, xr, locals_, len(rows), scale).items():
                         outs[rows[k]][o] = y
         if any(OP_INDEX["avg_pool_3x3"] in ops for ops in need.values()):
             pooled = self.pool(xo)
@@ -115,6 +136,8 @@ class FastSearchCell(_SearchCellBase):
         return outs
 
     def forward(self, x: torch.Tensor, w: EdgeWeights) -> torch.Tensor:
+        """Each edge's mixture: the weighted conv outputs summed, then ``mixed + w[e, o] * y`` for pooling and
+        skip as one ``addcmul`` each."""
         nodes = [x]
         incoming: dict[int, list] = {i: [] for i in range(1, NUM_NODES)}
         for src in range(NUM_NODES - 1):
@@ -122,8 +145,10 @@ class FastSearchCell(_SearchCellBase):
             for e, ops in self._node_outputs(src, xs, w).items():
                 mixed = None
                 for o, y in ops.items():
-                    t = w.weights[e, o] * y
-                    mixed = t if mixed is None else mixed + t
+                    if o in WEIGHTED_BY_BN:
+                        mixed = y if mixed is None else mixed + y
+                    else:
+                        mixed = w.weights[e, o] * y if mixed is None else torch.addcmul(mixed, y, w.weights[e, o])
                 incoming[NB201_EDGES[e][1]].append(self.parts.finish(mixed, xs, EDGES[e], w, x.shape))
             nodes.append(self._sum(incoming[src + 1], x))
         return nodes[-1]
@@ -131,6 +156,8 @@ class FastSearchCell(_SearchCellBase):
 
 class ReferenceSearchCell(_SearchCellBase):
     """Plain NB201 search cell: one module per op per edge, summed with the mixer's weights."""
+
+    memory_format = None  # the input's own (NCHW, like the official code; channels-last on CUDA: to_device)
 
     def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
         super().__init__(C, edge_parts, track_running_stats)

@@ -27,11 +27,13 @@ class NB201Supernet(Supernet):
         self.space = space
         self.mixer = mixer
         self.edge_part_specs = nn.ModuleList(edge_parts)
-        cell_cls = CELL_IMPLS[impl]
+        cell_cls = self.cell_cls = CELL_IMPLS[impl]
         self.net = MacroNetwork(lambda c: cell_cls(c, edge_parts, track_running_stats), num_classes, in_channels, C, N)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.mixer.edge_weights("cell")
+        if self.cell_cls.memory_format is not None:
+            x = x.contiguous(memory_format=self.cell_cls.memory_format)
         x = self.net.stem(x)
         for cell in self.net.cells:
             x = cell(x, w) if isinstance(cell, (FastSearchCell, ReferenceSearchCell)) else cell(x)
