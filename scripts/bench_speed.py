@@ -82,13 +82,15 @@ OFFICIAL_SOURCE = ("official code as quoted by the \"Fast supernets\" issue (2-c
                    "of this project's kind (2026-11-30): step time NB201 6.25 s vs 4.50 s (1.39x), DARTS space "
                    "37.6 s vs 10.2 s (3.70x), PC-DARTS 12.7 s vs 7.7 s (1.65x)")
 # --quick: the smallest configuration of each space (a smoke test that the script still runs, not a
-# measurement: no comparison with the official figures is made for it).
+# measurement).
 QUICK_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
 QUICK_BATCH, QUICK_IMAGE = 2, 8
 IMPLS = ("fast", "reference")
 # An implementation name may carry modifiers, "<impl>+<modifier>+...": channels_last (model and inputs in
-# NHWC, what impl=fast does internally), nchw (the NB201 fast cell kept in NCHW), plain_depthwise (impl=fast with oneDNN's own depthwise backward),
-# malloc (tune_malloc in the worker). --ablation runs these on the DARTS space: what each idea buys.
+# NHWC, what impl=fast does internally), nchw (the NB201 fast cell kept in NCHW), plain_depthwise
+# (impl=fast with oneDNN's own depthwise backward), malloc (tune_malloc in the worker), compile (torch.compile of the supernet: the fwd+bwd graph and the
+# step's two graphs, one per frozen side, compile in each job's warm-up call, reported as *_first_s).
+# --ablation runs these on the DARTS space: what each idea buys.
 ABLATION = ("reference", "reference+channels_last", "fast+plain_depthwise", "fast", "fast+malloc")
 
 
@@ -110,7 +112,7 @@ def _plain_depthwise(t, w, stride=1, dilation=1):
 def _apply_modifiers(modifiers: list[str], net, batches: list):
     """See IMPLS: returns the (possibly converted) supernet and batches."""
     import torch
-    unknown = set(modifiers) - {"channels_last", "nchw", "plain_depthwise", "malloc"}
+    unknown = set(modifiers) - {"channels_last", "nchw", "plain_depthwise", "malloc", "compile"}
     if unknown:
         raise ValueError(f"unknown implementation modifiers {sorted(unknown)}")
     if "channels_last" in modifiers:
@@ -158,6 +160,8 @@ def worker(args: argparse.Namespace) -> dict:
         return prepare_input(x.to(device), device), torch.randint(0, 10, (batch_size,), generator=g).to(device)
 
     net, (train_batch, arch_batch) = _apply_modifiers(modifiers, net, [batch(), batch()])
+    if "compile" in modifiers:  # torch.compile (inductor); the warm-up call of each job includes its compilation
+        net = torch.compile(net)
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "space" / f"{cfg.space}.yaml").search_defaults)
     opt_name = "bilevel_2nd" if cfg.second_order else "bilevel"
     opt = SEARCH_OPTIMIZERS.get(opt_name)(net, device=device, nesterov=defaults["nesterov"],
@@ -200,7 +204,7 @@ def worker(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for name, fn in jobs.items():
-        fn()  # warm-up
+        out[name.replace("_s", "_first_s")] = timed(fn)[0]  # warm-up (with "compile": its compile time)
         runs = [timed(fn) for _ in range(args.repeats)]
         out[name] = statistics.median(r[0] for r in runs)
         out[name.replace("_s", "_runs")] = [round(r[0], 3) for r in runs]

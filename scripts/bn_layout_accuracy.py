@@ -12,6 +12,15 @@ the float64 result of:
 
     python scripts/bn_layout_accuracy.py              # the shapes of docs/SPEED.md, 1 thread
     python scripts/bn_layout_accuracy.py --quick --json out.json
+
+``--speed`` times instead one forward + backward of a channels-last, training-mode BatchNorm with a per-channel
+weight (what the fast cells run) three ways, at the shapes of the NB201 and PC-DARTS (K=4) cells, 2 threads:
+
+* ``nhwc``: ``F.batch_norm`` on the channels-last tensor (what the cells do);
+* ``via_nchw``: converted to NCHW, normalised there, converted back;
+* ``by_hand``: ``var_mean`` over the (N*H*W, C) view of the NHWC storage, then ``(x - mean) * w / std``.
+
+    python scripts/bn_layout_accuracy.py --speed --threads 2
 """
 from __future__ import annotations
 
@@ -53,13 +62,67 @@ def measure(shape: tuple[int, int, int, int, float], seed: int = 0) -> dict:
     return row
 
 
+#: (N, C, H, W) of the --speed timing: PC-DARTS K=4 op inputs at the three stages (C/4 channels), NB201's
+SPEED_SHAPES = ((64, 4, 32, 32), (64, 8, 16, 16), (64, 16, 8, 8), (64, 16, 32, 32), (64, 32, 16, 16))
+QUICK_SPEED_SHAPES = ((4, 4, 8, 8),)
+
+
+def _bn_nhwc(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.batch_norm(x, None, None, w, None, True)
+
+
+def _bn_via_nchw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.batch_norm(x.contiguous(), None, None, w, None, True).contiguous(memory_format=torch.channels_last)
+
+
+def _bn_by_hand(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """y = (x - mean_c) * w_c / sqrt(var_c + eps) with the biased batch variance, on the (N*H*W, C) view."""
+    n, c, h, wd = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c)
+    var, mean = torch.var_mean(rows, 0, correction=0)
+    return ((rows - mean) * (w * torch.rsqrt(var + eps))).view(n, h, wd, c).permute(0, 3, 1, 2)
+
+
+def time_layouts(shape: tuple[int, int, int, int], repeats: int) -> dict:
+    """Median ms of forward + backward of each way (module docstring) for one shape."""
+    import statistics
+    import time
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.rand(shape[1], generator=gen).requires_grad_()
+    grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    row: dict = {"shape": list(shape)}
+    for name, fn in (("nhwc", _bn_nhwc), ("via_nchw", _bn_via_nchw), ("by_hand", _bn_by_hand)):
+        times = []
+        for i in range(repeats + 2):  # two warm-ups
+            t = time.perf_counter()
+            fn(x, w).backward(grad)
+            if i >= 2:
+                times.append(time.perf_counter() - t)
+        row[f"{name}_ms"] = 1000 * statistics.median(times)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two tiny shapes (a smoke test, not a measurement)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--speed", action="store_true", help="time the channels-last BN ways instead (docstring)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.speed:
+        rows = [time_layouts(s, 3 if args.quick else 30) for s in (QUICK_SPEED_SHAPES if args.quick else SPEED_SHAPES)]
+        print(f"torch {torch.__version__}, {args.threads} thread(s): channels-last BatchNorm forward + backward, "
+              "median ms")
+        print("| shape (N, C, H, W) | NHWC | via NCHW | by hand |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {tuple(r['shape'])} | {r['nhwc_ms']:.3f} | {r['via_nchw_ms']:.3f} | {r['by_hand_ms']:.3f} |")
+        if args.json:
+            args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows},
+                                            indent=1))
+        return 0
     rows = [measure(s) for s in (QUICK_SHAPES if args.quick else SHAPES)]
     print(f"torch {torch.__version__}, {args.threads} thread(s): max |float32 - float64| of training-mode BatchNorm")
     print("| shape (N, C, H, W) | offset | out NCHW | out NHWC | mean NCHW | mean NHWC | var NCHW | var NHWC |")

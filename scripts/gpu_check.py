@@ -21,6 +21,9 @@ markdown summary. The parts, each a subprocess of its own:
 4. ``concurrent_nb201``: ``--concurrent`` copies of part 2 (seeds 0..n-1) started together on the one device,
    each its own process and run directory, for ``--window`` seconds: the summed images/s against part 2's
    says how much of the device one search leaves idle.
+5. ``group_nb201``: part 2 as one in-process seed group, ``seeds=[0..n-1]`` with n = ``--concurrent``
+   (``nas search 'seeds=[...]'``: the seeds' epochs run in turn in one process), for ``--window`` seconds: its
+   images/s per epoch against part 2's and part 4's total.
 
 Every run directory lives under ``<out>/runs`` and is resumable; the check stops runs, it never deletes them.
 """
@@ -59,10 +62,9 @@ def nas_command(method: str, space: str, out_root: Path, device: str, quick: boo
 
 
 def _metrics(run_root: Path) -> list[dict[str, Any]]:
-    files = sorted(run_root.rglob("metrics.jsonl"))
-    if not files:
-        return []
-    return [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+    """The epoch records of every run under ``run_root`` (one run; a seed group: its seeds in seed order)."""
+    return [json.loads(line) for f in sorted(run_root.rglob("metrics.jsonl"))
+            for line in f.read_text().splitlines() if line.strip()]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=90.0, help="seconds each search runs after its first epoch")
     parser.add_argument("--concurrent", type=int, default=4, help="searches sharing the device in part 4")
     parser.add_argument("--skip", nargs="*", default=[], choices=("speed", "nb201_search", "pc_darts_search",
-                                                                   "concurrent_nb201"))
+                                                                   "concurrent_nb201", "group_nb201"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     limit = 120.0 + 3 * args.window  # start-up, data and one slow epoch included
@@ -169,9 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         report["concurrent_nb201"] = {"searches": args.concurrent, "rows": rows, "total_images_per_s": total,
                                       "solo_images_per_s": statistics.median(solo) if solo else None}
 
+    if "group_nb201" not in args.skip:
+        root = runs / "group_nb201"
+        seeds = ",".join(str(i) for i in range(args.concurrent))
+        cmd = nas_command("darts", "nb201", root, args.device, args.quick) + [f"seeds=[{seeds}]"]
+        ((records, ended),) = timed_searches([cmd], [root], args.window, limit, args.out / "group_nb201.log")
+        report["group_nb201"] = {"seeds": args.concurrent, **summarize_search(records, ended, cmd)}
+
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    searches = [report[k] for k in ("nb201_search", "pc_darts_search") if k in report]
+    searches = [report[k] for k in ("nb201_search", "pc_darts_search", "group_nb201") if k in report]
     searches += report.get("concurrent_nb201", {}).get("rows", [])
     failed = [r["command"] for r in searches if r["ended"].startswith("failed")]
     for command in failed:
@@ -195,6 +204,11 @@ def markdown(report: dict[str, Any]) -> str:
     if c:
         lines.append(f"| concurrent_nb201 x{c['searches']} | | | | {c['total_images_per_s']:.0f} total "
                      f"(solo {c['solo_images_per_s'] or float('nan'):.0f}) | |")
+    g = report.get("group_nb201")
+    if g and g.get("images_per_s"):
+        lines.append(f"| group_nb201 seeds x{g['seeds']} (in turn) | {g['epochs_measured']} ({g['ended']}) | "
+                     f"{g['median_epoch_s']:.1f} | | {statistics.median(g['images_per_s']):.0f} per epoch | "
+                     f"{g['peak_memory_mb']:.0f} |")
     for row in report.get("speed", {}).get("rows", []):
         lines.append(f"| speed {row['config']} {row['impl']} | | | | step {row.get('step_img_s') or float('nan'):.0f} | "
                      f"{1000 * float(row.get('peak_gb') or row.get('peak_rss_gb') or 0):.0f} |")

@@ -146,6 +146,34 @@ def test_bn_layout_accuracy_quick_reports_both_layouts(tmp_path):
     assert proc.stdout.count("\n| (8, 4, 8, 8) |") == 2
 
 
+def test_bn_layout_speed_quick_times_the_three_ways(tmp_path):
+    out = tmp_path / "bn_speed.json"
+    proc = run_script("bn_layout_accuracy.py", "--speed", "--quick", "--json", str(out), cwd=tmp_path)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["shape"] == [4, 4, 8, 8] and set(row) == {"shape", "nhwc_ms", "via_nchw_ms", "by_hand_ms"}
+    assert "| (4, 4, 8, 8) |" in proc.stdout
+
+
+def test_bn_by_hand_is_batch_norm():
+    """The --speed script's hand-written BN is the training-mode BN it is timed against (values, gradients)."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import bn_layout_accuracy as bn
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(4, 3, 5, 5, generator=gen, dtype=torch.float64) * 2 + 1).contiguous(
+        memory_format=torch.channels_last).requires_grad_()
+    w = torch.rand(3, generator=gen, dtype=torch.float64).requires_grad_()
+    ys = [fn(x, w) for fn in (bn._bn_nhwc, bn._bn_via_nchw, bn._bn_by_hand)]
+    grads = [torch.autograd.grad(y.pow(3).sum(), (x, w)) for y in ys]
+    for y, g in zip(ys[1:], grads[1:]):
+        torch.testing.assert_close(y, ys[0])
+        torch.testing.assert_close(g, grads[0])
+
+
 def test_gpu_check_quick_times_every_search_part(tmp_path):
     """The prepared device check (docs/SPEED.md) on the CPU at tiny sizes: every search part ran, stopped or
     finished cleanly, and its 50-epoch projection is the stated rule on its own epoch times."""
@@ -156,6 +184,9 @@ def test_gpu_check_quick_times_every_search_part(tmp_path):
     assert report["device"] == "cpu" and report["quick"] is True and "speed" not in report
     searches = [report["nb201_search"], report["pc_darts_search"], *report["concurrent_nb201"]["rows"]]
     assert len(searches) == 4
+    group = report["group_nb201"]  # part 5: the in-process seed group (seeds 0 and 1 in turn)
+    assert group["seeds"] == 2 and "seeds=[0,1]" in group["command"] and group["ended"] in ("finished", "stopped")
+    assert 1 <= group["epochs_measured"] <= 6
     for row in searches:
         assert row["ended"] in ("finished", "stopped"), row
         times = row["epoch_time_s"]
@@ -166,3 +197,4 @@ def test_gpu_check_quick_times_every_search_part(tmp_path):
     assert "optimizer.arch_start_epoch=0" in report["pc_darts_search"]["command"]
     assert [r["command"].split("seed=")[1].split()[0] for r in report["concurrent_nb201"]["rows"]] == ["0", "1"]
     assert "| nb201_search |" in proc.stdout and "| concurrent_nb201 x2 |" in proc.stdout
+    assert "| group_nb201 seeds x2 (in turn) |" in proc.stdout

@@ -181,3 +181,15 @@ def test_gm_nas_group_is_refused_naming_the_alternative(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "own search flow" in proc.stderr and "nas search -m seed=0,1" in proc.stderr
     assert not (tmp_path / "search").exists()
+
+
+def test_multirun_of_groups_lists_every_seed_in_the_manifest(tmp_path):
+    """`nas search -m method=darts,gdas 'seeds=[0,1]'`: two jobs, each a seed group; runs.jsonl (what
+    `nas benchmark mode=aggregate` reads) has one line per seed with that seed's run directory."""
+    nas("search", "-m", "method=darts,gdas", "seeds=[0,1]", *BASE, "search.epochs=1", f"out_root={tmp_path}")
+    lines = [json.loads(x) for x in (tmp_path / "multirun" / "runs.jsonl").read_text().splitlines()]
+    assert sorted((x["method"], x["seed"], x["status"]) for x in lines) == [
+        ("darts", 0, "ok"), ("darts", 1, "ok"), ("gdas", 0, "ok"), ("gdas", 1, "ok")]
+    for x in lines:
+        assert Path(x["run_dir"]).name == f"seed={x['seed']}"
+        assert json.loads((Path(x["run_dir"]) / "result.json").read_text())["seed"] == x["seed"]

@@ -12,8 +12,9 @@ the study report of a ``nas search -m ...`` sweep, failed jobs included. Registe
 or for one sweep: ``+hydra.callbacks.run_manifest._target_=nascli.commands.sweep_callback.RunManifest``.
 One line per finished job: ``command``, ``overrides``, ``status`` (``ok`` or ``failed``), ``run_dir``
 (computed from the job's config exactly as the command computes it, so failed jobs have one too),
-``method``, ``seed``, ``space``, ``dataset`` and ``error``. Lines are appended with one ``write`` each,
-so jobs of parallel launchers do not interleave within a line.
+``method``, ``seed``, ``space``, ``dataset`` and ``error``. A search job that runs a seed group
+(``seeds=[...]``) gets one line per seed, each with that seed's run directory and status. Lines are appended
+with one ``write`` each, so jobs of parallel launchers do not interleave within a line.
 """
 from __future__ import annotations
 
@@ -49,6 +50,25 @@ def manifest_entry(command: str, config: DictConfig, overrides: list[str], statu
     return entry
 
 
+def manifest_entries(command: str, config: DictConfig, overrides: list[str], status: str,
+                     result: Any = None, error: str | None = None) -> list[dict[str, Any]]:
+    """The job's manifest lines: :func:`manifest_entry`, or for a seed group one per seed (its ``seed``, run
+    directory and status; the group's result holds each seed's result in ``runs``, in seed order)."""
+    seeds = config.get("seeds") if command == "search" else None
+    if not seeds:
+        return [manifest_entry(command, config, overrides, status, result, error)]
+    runs = result.get("runs", []) if isinstance(result, dict) else []
+    entries = []
+    for i, seed in enumerate(seeds):
+        seed_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+        OmegaConf.set_struct(seed_cfg, False)
+        seed_cfg.seed = int(seed)
+        seed_result = runs[i] if i < len(runs) else None
+        entries.append(manifest_entry(command, seed_cfg, overrides, status, seed_result,
+                                      error if seed_result is None else None))
+    return entries
+
+
 class RunManifest(Callback):
     """Appends each multirun job's outcome to ``<hydra.sweep.dir>/runs.jsonl`` (module docstring)."""
 
@@ -68,9 +88,9 @@ class RunManifest(Callback):
             error = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else "job failed"
         elif result is None:
             error = "the command reported an error (see the job's stderr)"
-        entry = manifest_entry(str(hc.job.config_name), config, list(job_return.overrides or []),
-                               "ok" if result is not None else "failed", result, error)
+        entries = manifest_entries(str(hc.job.config_name), config, list(job_return.overrides or []),
+                                   "ok" if result is not None else "failed", result, error)
         path = Path(str(hc.sweep.dir)) / MANIFEST
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
+            f.write("".join(json.dumps(entry, default=str) + "\n" for entry in entries))

@@ -74,16 +74,26 @@ class PreparedWeights:
         return self._vectors[channels][e][o]
 
 
+#: channels-last CPU tensors with at most this many channels are normalised in NCHW (copied there and back):
+#: oneDNN's NHWC BatchNorm is slow at so few channels (the PC-DARTS K=4 ops see 4 at the first stage):
+#: `scripts/bn_layout_accuracy.py --speed`, docs/SPEED.md
+FEW_CHANNELS = 4
+
+
 def batch_norm(h: torch.Tensor, bn: nn.BatchNorm2d, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """``bn(h) * weight`` (bn is non-affine) exactly as nn.BatchNorm2d.forward, incl. running statistics."""
+    """``bn(h) * weight`` (bn is non-affine) exactly as nn.BatchNorm2d.forward, incl. running statistics.
+    A channels-last CPU ``h`` with at most :data:`FEW_CHANNELS` channels is normalised in NCHW (the result is
+    channels-last again)."""
     factor = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
     keep = not bn.training or bn.track_running_stats
-    return F.batch_norm(h, bn.running_mean if keep else None, bn.running_var if keep else None, weight, None,
-                        use_batch, factor, bn.eps)
+    few = h.shape[1] <= FEW_CHANNELS and h.device.type == "cpu" and h.is_contiguous(memory_format=CL)
+    out = F.batch_norm(h.contiguous() if few else h, bn.running_mean if keep else None,
+                       bn.running_var if keep else None, weight, None, use_batch, factor, bn.eps)
+    return out.contiguous(memory_format=CL) if few else out
 
 
 @torch.no_grad()
