@@ -36,13 +36,19 @@ from nascli.runlock import RunLock
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # atomic_write_bytes's temp files: .<name>.<random>.tmp
 
 # Keys that do not change what a run computes; dotted paths into the config.
-NON_SEMANTIC_KEYS = ("seed", "seeds", "device", "out_root", "num_threads", "progress", "run", "hydra",
+NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "run", "hydra",
                      "dataset.root", "dataset.download", "search.checkpoint_every_steps",
                      "train.checkpoint_every_steps", "dry_run", "kill_after_steps",
                      "method.flow.children", "method.flow.node",  # GM-NAS children as jobs: the same tree
                      "paper",  # a preset's record of the published row: says what to compare with, changes no run
                      "export",  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
                      "logger")  # where the epoch records are also written (TensorBoard): watches, computes nothing
+
+
+#: top-level keys left out of the hash while null: ``nas search``'s ``seeds`` (a seed group, whose seeds each run
+#: with ``seeds`` null) keeps every solo run in the directory it had before the key existed, while
+#: ``nas benchmark``'s ``seeds`` list is still hashed
+NULL_NOT_HASHED = ("seeds",)
 
 
 #: the ``task`` node of the default task as conf/task/classification.yaml composes it: not hashed, so every
@@ -62,6 +68,9 @@ def semantic_config(cfg: DictConfig) -> dict[str, Any]:
             node = node.get(p, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)
+    for key in NULL_NOT_HASHED:
+        if key in data and data[key] is None:
+            data.pop(key)
     return data
 
 

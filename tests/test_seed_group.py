@@ -68,7 +68,7 @@ def _assert_group_equals_solo(tmp_path: Path, *extra: str, seeds=(0, 1)) -> None
     for seed, run in zip(seeds, group["runs"]):
         solo_dir = _solo(tmp_path / "solo", seed, *extra)
         group_dir = Path(run["run_dir"])
-        # the same run directory below out_root as the solo run: `seeds` is not hashed
+        # the same run directory below out_root as the solo run: each seed runs its solo config (seeds null)
         assert group_dir.relative_to(tmp_path / "group") == solo_dir.relative_to(tmp_path / "solo")
         assert run["seed"] == seed
         assert_same_nested(_run_outputs(group_dir, tmp_path / "group"), _run_outputs(solo_dir, tmp_path / "solo"),

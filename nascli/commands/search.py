@@ -125,10 +125,10 @@ class SearchSession:
             engine.end_search()  # DARTS-ES restores the architecture of the epoch the rise began
         self.checkpoint()
 
-    def observers(self, console_for_progress=console):
-        """The run's watchers (progress bar on a terminal ``console_for_progress``, the logger), for
-        :func:`nascli.logger.observing`."""
-        return run_observers(self.cfg, self.run.path, self.engine.epoch, self.space, console_for_progress)
+    def observers(self, progress: bool = True):
+        """The run's watchers for :func:`nascli.logger.observing`: the progress bar (when ``progress`` and the
+        console is a terminal) and the logger."""
+        return run_observers(self.cfg, self.run.path, self.engine.epoch, self.space, console if progress else None)
 
     def execute(self) -> dict[str, Any]:
         self.begin()

@@ -1,7 +1,7 @@
 """Several seeds of one search in one process: ``nas search 'seeds=[0,1,2,3]'``.
 
-Each seed is exactly the run ``nas search seed=s`` would make: the same run directory (``seeds`` is not
-hashed), its own lock, config, checkpoints, metrics, resume and result.json. The process holds all of
+Each seed is exactly the run ``nas search seed=s`` would make: the same run directory (its config is the
+solo run's, ``seeds`` null), its own lock, config, checkpoints, metrics, resume and result.json. The process holds all of
 them and runs the seeds' epochs in turn (seed order, one epoch each, until every seed is done).
 
 Exactness rule. The global random generators (Python ``random``, NumPy, torch CPU and every CUDA device)
@@ -139,7 +139,7 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
             with t.turn():
                 t.session.begin()  # a resumed seed restores its checkpoint's generators: captured here
             # no progress bar (one per seed would fight over the terminal); the logger still watches
-            t.session.engine.observers = stack.enter_context(observing(t.session.observers(None)))
+            t.session.engine.observers = stack.enter_context(observing(t.session.observers(progress=False)))
         running = list(todo)
         while running:
             for t in list(running):

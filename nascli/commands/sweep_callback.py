@@ -62,7 +62,7 @@ def manifest_entries(command: str, config: DictConfig, overrides: list[str], sta
     for i, seed in enumerate(seeds):
         seed_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         OmegaConf.set_struct(seed_cfg, False)
-        seed_cfg.seed = int(seed)
+        seed_cfg.seed, seed_cfg.seeds = int(seed), None  # the seed's solo config (nascli/commands/seed_group.py)
         seed_result = runs[i] if i < len(runs) else None
         entries.append(manifest_entry(command, seed_cfg, overrides, status, seed_result,
                                       error if seed_result is None else None))
