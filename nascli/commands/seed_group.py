@@ -24,7 +24,7 @@ or tasks with their own loop (RL), which are separate runs per seed (``nas searc
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -73,14 +73,15 @@ def refuse_own_loops(cfg: DictConfig, composition: Composition) -> None:
 
 @dataclass
 class SeedTurn:
-    """One seed of the group: its session, its generators between turns, and its outcome."""
+    """One seed of the group: its solo config and run directory, its session, its generators between turns,
+    and its outcome."""
 
     seed: int
+    cfg: DictConfig
+    run: Any  # RunDir
     session: Any = None  # SearchSession
     rng: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
-    observers: Any = None
-    exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @contextlib.contextmanager
     def turn(self):
@@ -122,19 +123,20 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
     from nascli.commands.search import SearchSession, search_run_dir
 
     refuse_own_loops(cfg, composition)
-    turns = [SeedTurn(s) for s in seeds]
+    turns = []
+    for s in seeds:
+        seed_cfg = seed_config(cfg, s)
+        turns.append(SeedTurn(s, seed_cfg, search_run_dir(seed_cfg)))
     with contextlib.ExitStack() as stack:
         for t in turns:  # every run's lock first: a seed another process is running stops the group at once
-            run = search_run_dir(seed_config(cfg, t.seed))
-            stack.enter_context(run.lock())
-            t.result = run.finished_result()
+            stack.enter_context(t.run.lock())
+            t.result = t.run.finished_result()
             if t.result is not None:
-                console.print(f"[bold]finished run[/] {run.path} (not redone; delete result.json to rerun)")
+                console.print(f"[bold]finished run[/] {t.run.path} (not redone; delete result.json to rerun)")
         todo = [t for t in turns if t.result is None]
         data = shared_search_data(cfg) if todo else None
         for t in todo:  # build in seed order, each from its own seeded generators (SearchSession seeds them)
-            seed_cfg = seed_config(cfg, t.seed)
-            t.session = SearchSession(seed_cfg, search_run_dir(seed_cfg), composition, data, label=f"seed {t.seed} ")
+            t.session = SearchSession(t.cfg, t.run, composition, data, label=f"seed {t.seed} ")
             t.rng = capture_rng_state()
             with t.turn():
                 t.session.begin()  # a resumed seed restores its checkpoint's generators: captured here
@@ -150,7 +152,7 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
                         if t.session.done():  # a finished seed writes its result at once, not at the group's end
                             t.result = t.session.finish()
                 except DivergedError as exc:  # this seed stops with result.json "diverged"; the others go on
-                    t.result = t.session.run.record_divergence(exc, {
+                    t.result = t.run.record_divergence(exc, {
                         "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
                         "method": str(cfg.method.name), "seed": t.seed})
                     console.print(f"seed {t.seed}: {exc}")

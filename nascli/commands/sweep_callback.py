@@ -54,17 +54,17 @@ def manifest_entries(command: str, config: DictConfig, overrides: list[str], sta
                      result: Any = None, error: str | None = None) -> list[dict[str, Any]]:
     """The job's manifest lines: :func:`manifest_entry`, or for a seed group one per seed (its ``seed``, run
     directory and status; the group's result holds each seed's result in ``runs``, in seed order)."""
+    from nascli.commands.seed_group import seed_config
+
     seeds = config.get("seeds") if command == "search" else None
     if not seeds:
         return [manifest_entry(command, config, overrides, status, result, error)]
     runs = result.get("runs", []) if isinstance(result, dict) else []
+    without_hydra = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
     entries = []
     for i, seed in enumerate(seeds):
-        seed_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
-        OmegaConf.set_struct(seed_cfg, False)
-        seed_cfg.seed, seed_cfg.seeds = int(seed), None  # the seed's solo config (nascli/commands/seed_group.py)
         seed_result = runs[i] if i < len(runs) else None
-        entries.append(manifest_entry(command, seed_cfg, overrides, status, seed_result,
+        entries.append(manifest_entry(command, seed_config(without_hydra, seed), overrides, status, seed_result,
                                       error if seed_result is None else None))
     return entries
 
