@@ -33,6 +33,7 @@ from torch import nn
 from collections.abc import Sequence
 
 from nascli.spaces.base import Edge
+from nascli.spaces.batch_norm import count_batch
 from nascli.spaces.darts.ops import DARTS_OP_SET, OpSet
 from nascli.spaces.darts.search_cells import SearchCellBase, build_edge_ops
 from nascli.spaces.edge import EdgePartSpec, EdgeWeights
@@ -84,11 +85,7 @@ def batch_norm(h: torch.Tensor, bn: nn.BatchNorm2d, weight: torch.Tensor | None 
     """``bn(h) * weight`` (bn is non-affine) exactly as nn.BatchNorm2d.forward, incl. running statistics.
     A channels-last CPU ``h`` with at most :data:`FEW_CHANNELS` channels is normalised in NCHW (the result is
     channels-last again)."""
-    factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    use_batch, factor = count_batch(bn)
     keep = not bn.training or bn.track_running_stats
     few = h.shape[1] <= FEW_CHANNELS and h.device.type == "cpu" and h.is_contiguous(memory_format=CL)
     out = F.batch_norm(h.contiguous() if few else h, bn.running_mean if keep else None,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nascli.spaces.base import Edge
+from nascli.spaces.batch_norm import count_batch
 from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, sum_edge_outputs
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
 from nascli.spaces.nb201.ops import avg_pool_3x3, op_module
@@ -91,11 +92,7 @@ class FastSearchCell(_SearchCellBase):
         conv = (self.conv1 if kind == "nor_conv_1x1" else self.conv3)[src]
         norm = (self.bn1 if kind == "nor_conv_1x1" else self.bn3)[src]
         c = self.c_op
-        use_batch = norm.training or norm.running_mean is None
-        factor = 0.0
-        if norm.training and norm.track_running_stats:
-            norm.num_batches_tracked.add_(1)
-            factor = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
+        use_batch, factor = count_batch(norm)  # once per forward, as the wide nn.BatchNorm2d counts
         if len(locals_) == n_out and not xr.is_contiguous(memory_format=torch.channels_last):
             y = F.batch_norm(conv(xr), norm.running_mean, norm.running_var, scale.repeat_interleave(c), None,
                              use_batch, factor, norm.eps)
