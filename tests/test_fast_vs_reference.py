@@ -320,3 +320,81 @@ def test_depthwise_conv_gradients_equal_conv2d(k, dilation, size, channels_last)
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
     small = (x[:1, :2, :5, :5].detach().clone().requires_grad_(), w[:2].detach().clone().requires_grad_())
     assert torch.autograd.gradgradcheck(lambda a, b: depthwise_conv(a, b, 1, dilation), small)
+
+
+# ----- average pooling as a depthwise sum (nascli/spaces/pooling.py) ---------------------------------------
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 9), (2, 5, 7, 4), (2, 3, 1, 6), (1, 2, 1, 1), (2, 3, 16, 17)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_avg_pool_3x3_equals_avg_pool2d_without_padding_counts(shape, stride):
+    """The depthwise sum times 1/count equals avg_pool2d(count_include_pad=False), values and gradients, keeps
+    channels-last, and has a double backward (the Hessian diagnostics)."""
+    from nascli.spaces.pooling import depthwise_sum_avg_pool_3x3 as avg_pool_3x3
+    g = torch.Generator().manual_seed(sum(shape) + stride)
+    x = torch.randn(shape, dtype=F64, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ours = avg_pool_3x3(x, stride)
+    ref = F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
+    torch.testing.assert_close(ours, ref, atol=1e-14, rtol=1e-12)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    probe = torch.randn(ref.shape, dtype=F64, generator=g)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, probe)[0], torch.autograd.grad(ref, x, probe)[0],
+                               atol=1e-14, rtol=1e-12)
+    assert torch.autograd.gradgradcheck(lambda a: avg_pool_3x3(a, stride), (x,))
+
+
+def test_avg_pool_3x3_window_counts_by_hand():
+    """Corners average 4 pixels, edges 6, the inside 9 (stride 1); an NCHW input takes torch's own kernel."""
+    from nascli.spaces import pooling
+    inv = pooling.inverse_window_count(3, 4, 1, torch.zeros((), dtype=F64))
+    assert inv.shape == (1, 1, 3, 4)
+    assert (1 / inv[0, 0]).tolist() == [[4, 6, 6, 4], [6, 9, 9, 6], [4, 6, 6, 4]]
+    assert (1 / pooling.inverse_window_count(5, 5, 2, torch.zeros(()))[0, 0]).tolist() == \
+        [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    assert pooling.depthwise_sum_avg_pool_3x3(x)[0, 0, 0, 0] == (0 + 1 + 4 + 5) / 4
+
+
+def test_avg_pool_3x3_takes_the_depthwise_sum_where_it_pays():
+    """CPU, channels-last, stride 1, at least 16x16 pixels (docs/SPEED.md); otherwise torch's own kernel."""
+    from nascli.spaces.pooling import avg_pool_3x3, uses_depthwise_sum
+    cl = torch.channels_last
+    x = torch.randn(2, 3, 16, 16).contiguous(memory_format=cl)
+    assert uses_depthwise_sum(x, 1)
+    assert not uses_depthwise_sum(x, 2)
+    assert not uses_depthwise_sum(x.contiguous(), 1)
+    assert not uses_depthwise_sum(torch.randn(2, 3, 15, 17).contiguous(memory_format=cl), 1)
+    assert uses_depthwise_sum(torch.randn(2, 3, 8, 32).contiguous(memory_format=cl), 1)
+    torch.testing.assert_close(avg_pool_3x3(x), F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+
+
+# ----- layout of the gradients: the PC-DARTS shuffle and the few-channel BN round trip ---------------------
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_shuffle_into_equals_channel_shuffle_with_channels_last_gradients(k):
+    """shuffle_into(mixed, rest) is channel_shuffle(cat[mixed, rest]) bit for bit, forward and backward, and
+    hands both inputs channels-last contiguous gradients (autograd's stack backward gave strided ones)."""
+    from nascli.search.edge_parts.partial_channels import channel_shuffle, shuffle_into
+    cl = torch.channels_last
+    g = torch.Generator().manual_seed(k)
+    mixed = torch.randn(2, 3, 5, 4, dtype=F64, generator=g).contiguous(memory_format=cl).requires_grad_()
+    rest = torch.randn(2, 3 * (k - 1), 5, 4, dtype=F64, generator=g).contiguous(memory_format=cl).requires_grad_()
+    ours, ref = shuffle_into(mixed, rest, k), channel_shuffle(torch.cat([mixed, rest], 1), k)
+    assert torch.equal(ours, ref) and ours.is_contiguous(memory_format=cl)
+    probe = torch.randn(ref.shape, dtype=F64, generator=g).contiguous(memory_format=cl)
+    got, want = torch.autograd.grad(ours, (mixed, rest), probe), torch.autograd.grad(ref, (mixed, rest), probe)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert all(a.is_contiguous(memory_format=cl) for a in got)
+    assert torch.autograd.gradgradcheck(lambda a, b: shuffle_into(a, b, k), (mixed, rest))
+
+
+def test_relayout_gives_the_gradient_the_layout_of_its_input():
+    from nascli.spaces.layout import relayout
+    x = torch.randn(2, 4, 3, 3, dtype=F64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = relayout(x, torch.contiguous_format)
+    assert y.is_contiguous() and torch.equal(y, x)
+    (grad,) = torch.autograd.grad(y, x, torch.randn(y.shape, dtype=F64))  # an NCHW gradient arrives
+    assert grad.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous()
+    z = torch.randn(2, 4, 3, 3, dtype=F64, requires_grad=True)
+    (grad,) = torch.autograd.grad(relayout(z, torch.channels_last), z, torch.randn(2, 4, 3, 3, dtype=F64))
+    assert grad.is_contiguous()
+    assert torch.autograd.gradgradcheck(lambda a: relayout(a, torch.contiguous_format), (x,))

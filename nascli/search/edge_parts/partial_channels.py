@@ -28,11 +28,34 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def shuffle_into(mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
-    """channel_shuffle(cat[mixed, rest], groups) in one channels-last copy (the fast cells' layout)."""
-    b, c, h, w = mixed.shape
-    chunks = [mixed, *rest.split(c, dim=1)]
-    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in chunks], dim=-1)
-    return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+    """channel_shuffle(cat[mixed, rest], groups) in one channels-last copy (the fast cells' layout), with
+    channels-last contiguous gradients for ``mixed`` and ``rest`` (:class:`_ShuffleInto`)."""
+    return _ShuffleInto.apply(mixed, rest, groups)
+
+
+class _ShuffleInto(torch.autograd.Function):
+    """Forward: output channel j*K + g is channel j of chunk g of cat[mixed, rest] (chunks of C/K channels), one
+    NHWC copy. Backward: the inverse gather, also one copy per input. Autograd's own backward of that copy hands
+    ``mixed`` a gradient whose channels lie K apart in memory, and oneDNN's BatchNorm backward (the last op of
+    every candidate op) runs 1.2x to 2x slower on it than on a contiguous one (docs/SPEED.md). Built from
+    differentiable ops, so double backward works."""
+
+    @staticmethod
+    def forward(ctx, mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
+        ctx.groups = groups
+        b, c, h, w = mixed.shape
+        chunks = [mixed, *rest.split(c, dim=1)]
+        stacked = torch.stack([t.permute(0, 2, 3, 1) for t in chunks], dim=-1)
+        return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        k = ctx.groups
+        b, ck, h, w = grad.shape
+        g5 = grad.permute(0, 2, 3, 1).reshape(b, h, w, ck // k, k)  # [..., j, g]: output channel j*K + g
+        g_mixed = g5[..., 0].contiguous().permute(0, 3, 1, 2)
+        g_rest = g5[..., 1:].transpose(-1, -2).contiguous().reshape(b, h, w, (k - 1) * (ck // k))
+        return g_mixed, g_rest.permute(0, 3, 1, 2), None
 
 
 def _channels_last(x: torch.Tensor) -> bool:

@@ -33,7 +33,9 @@ from torch import nn
 from collections.abc import Sequence
 
 from nascli.spaces.base import Edge
+from nascli.spaces import pooling
 from nascli.spaces.batch_norm import count_batch
+from nascli.spaces.layout import relayout
 from nascli.spaces.darts.ops import DARTS_OP_SET, OpSet
 from nascli.spaces.darts.search_cells import SearchCellBase, build_edge_ops
 from nascli.spaces.edge import EdgePartSpec, EdgeWeights
@@ -43,7 +45,7 @@ CL = torch.channels_last
 # parameter-free pooling ops: op name -> fn(x, stride) (PRIMITIVES max/avg_pool_3x3, pad 1)
 POOLS = {
     "max_pool_3x3": lambda x, s: F.max_pool2d(x, 3, s, 1),
-    "avg_pool_3x3": lambda x, s: F.avg_pool2d(x, 3, s, 1, count_include_pad=False),
+    "avg_pool_3x3": lambda x, s: pooling.avg_pool_3x3(x, s),  # count_include_pad=False; a depthwise sum where it pays
 }
 
 
@@ -84,13 +86,14 @@ FEW_CHANNELS = 4
 def batch_norm(h: torch.Tensor, bn: nn.BatchNorm2d, weight: torch.Tensor | None = None) -> torch.Tensor:
     """``bn(h) * weight`` (bn is non-affine) exactly as nn.BatchNorm2d.forward, incl. running statistics.
     A channels-last CPU ``h`` with at most :data:`FEW_CHANNELS` channels is normalised in NCHW (the result is
-    channels-last again)."""
+    channels-last again; both copies are :func:`relayout`, so the BN backward gets an NCHW gradient and ``h`` a
+    channels-last one)."""
     use_batch, factor = count_batch(bn)
     keep = not bn.training or bn.track_running_stats
     few = h.shape[1] <= FEW_CHANNELS and h.device.type == "cpu" and h.is_contiguous(memory_format=CL)
-    out = F.batch_norm(h.contiguous() if few else h, bn.running_mean if keep else None,
+    out = F.batch_norm(relayout(h, torch.contiguous_format) if few else h, bn.running_mean if keep else None,
                        bn.running_var if keep else None, weight, None, use_batch, factor, bn.eps)
-    return out.contiguous(memory_format=CL) if few else out
+    return relayout(out, CL) if few else out
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ nascli/spaces/edge.py),
 
 ``none`` is never computed. The fast cell batches, per source node j, the 1x1 convs of all edges
 leaving j into one conv (and likewise the 3x3 convs), shares the ReLU those convs read, and computes
-the average pool once per node (it has no parameters, and every edge leaving j reads the same x_j).
+the average pool once per node (it has no parameters, and every edge leaving j reads the same x_j), as the
+depthwise sum of nascli/spaces/pooling.py on CPU.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from nascli.spaces.base import Edge
 from nascli.spaces.batch_norm import count_batch
 from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, sum_edge_outputs
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
-from nascli.spaces.nb201.ops import avg_pool_3x3, op_module
+from nascli.spaces.nb201.ops import op_module
+from nascli.spaces import pooling
 
 OP_INDEX = {name: k for k, name in enumerate(NB201_OPS)}
 NONE = OP_INDEX["none"]
@@ -75,7 +77,6 @@ class FastSearchCell(_SearchCellBase):
             self.conv3.append(nn.Conv2d(c, n * c, 3, padding=1, bias=True))
             self.bn1.append(nn.BatchNorm2d(n * c, affine=False, track_running_stats=track_running_stats))
             self.bn3.append(nn.BatchNorm2d(n * c, affine=False, track_running_stats=track_running_stats))
-        self.pool = avg_pool_3x3()
 
     def _conv(self, src: int, kind: str, xr: torch.Tensor, locals_: list[int], n_out: int,
               scale: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -123,7 +124,7 @@ class FastSearchCell(_SearchCellBase):
                     for k, y in self._conv(src, kind, xr, locals_, len(rows), scale).items():
                         outs[rows[k]][o] = y
         if any(OP_INDEX["avg_pool_3x3"] in ops for ops in need.values()):
-            pooled = self.pool(xo)
+            pooled = pooling.avg_pool_3x3(xo)
             for e in rows:
                 if OP_INDEX["avg_pool_3x3"] in need[e]:
                     outs[e][OP_INDEX["avg_pool_3x3"]] = pooled

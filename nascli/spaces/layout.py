@@ -1,0 +1,24 @@
+"""Memory-layout copies whose gradient keeps the layout of the tensor it flows back to."""
+from __future__ import annotations
+
+import torch
+
+
+class _Relayout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+        ctx.source_format = (torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+                             and not x.is_contiguous() else torch.contiguous_format)
+        return x.contiguous(memory_format=memory_format)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return relayout(grad, ctx.source_format), None
+
+
+def relayout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``x.contiguous(memory_format=memory_format)``, whose backward hands x the gradient in x's own layout
+    (NCHW-contiguous or channels-last). Autograd's backward of ``contiguous`` passes the gradient on in the
+    layout it arrived in, so a layout round trip (NHWC -> NCHW -> op -> NHWC) would give the op's backward a
+    gradient in the other layout than its input, a slow mixed-layout kernel in oneDNN (docs/SPEED.md)."""
+    return _Relayout.apply(x, memory_format)
