@@ -30,6 +30,8 @@ quotes with where and when they were measured, never a ratio computed against th
     python scripts/bench_speed.py --only darts --json out.json
     python scripts/bench_speed.py --ablation           # what each idea of impl=fast buys (DARTS space)
     python scripts/bench_speed.py --only nb201 --impl reference reference+channels_last
+    python scripts/bench_speed.py --profile --only nb201 pc_darts   # where the fast step's time goes, its conv floor
+    python scripts/bench_speed.py --pool-kernels      # avg_pool2d against the depthwise-sum average pool
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +90,10 @@ QUICK_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
 QUICK_BATCH, QUICK_IMAGE = 2, 8
 IMPLS = ("fast", "reference")
 # An implementation name may carry modifiers, "<impl>+<modifier>+...": channels_last (model and inputs in
-# NHWC, what impl=fast does internally), nchw (the NB201 fast cell kept in NCHW), plain_depthwise
+# NHWC, what impl=fast does internally), nchw (the NB201 fast cell kept in NCHW), avg_pool2d (torch's average
+# pooling in the fast cells instead of nascli/spaces/pooling.py), stack_shuffle (the PC-DARTS channel shuffle
+# with autograd's own backward), contiguous_relayout (search_fast.batch_norm's few-channel NCHW round trip with
+# autograd's own backward), plain_depthwise
 # (impl=fast with oneDNN's own depthwise backward), malloc (tune_malloc in the worker), compile (torch.compile of the supernet: the fwd+bwd graph and the
 # step's two graphs, one per frozen side, compile in each job's warm-up call, reported as *_first_s).
 # --ablation runs these on the DARTS space: what each idea buys.
@@ -109,10 +115,20 @@ def _plain_depthwise(t, w, stride=1, dilation=1):
     return F.conv2d(t, w, None, stride, dilation * (k // 2), dilation, w.shape[0])
 
 
+def _stack_shuffle(mixed, rest, groups):
+    """partial_channels.shuffle_into as one torch.stack, autograd differentiating it (before 2026-12-01 15:00)."""
+    import torch
+    b, c, h, w = mixed.shape
+    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in (mixed, *rest.split(c, dim=1))], dim=-1)
+    return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+
+
 def _apply_modifiers(modifiers: list[str], net, batches: list):
     """See IMPLS: returns the (possibly converted) supernet and batches."""
     import torch
-    unknown = set(modifiers) - {"channels_last", "nchw", "plain_depthwise", "malloc", "compile"}
+    import torch.nn.functional as F
+    unknown = set(modifiers) - {"channels_last", "nchw", "plain_depthwise", "malloc", "compile", "avg_pool2d",
+                                "stack_shuffle", "contiguous_relayout"}
     if unknown:
         raise ValueError(f"unknown implementation modifiers {sorted(unknown)}")
     if "channels_last" in modifiers:
@@ -121,13 +137,23 @@ def _apply_modifiers(modifiers: list[str], net, batches: list):
     if "nchw" in modifiers:  # the NB201 fast cell on NCHW tensors (its wide per-node convs; before 2026-12-01)
         import nascli.spaces.nb201.cells as nb201_cells
         nb201_cells.FastSearchCell.memory_format = None
+    if "avg_pool2d" in modifiers:  # torch's average-pooling kernels in the fast cells (before 2026-12-01 14:30)
+        import nascli.spaces.pooling as pooling
+        pooling.avg_pool_3x3 = lambda x, stride=1: F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
+    if "stack_shuffle" in modifiers:  # the PC-DARTS shuffle with autograd's own backward (strided gradients)
+        import nascli.search.edge_parts.partial_channels as pc
+        pc.shuffle_into = _stack_shuffle
+    if "contiguous_relayout" in modifiers:  # the few-channel BN's layout copies with autograd's own backward
+        import nascli.spaces.darts.search_fast as sf
+        sf.relayout = lambda x, memory_format: x.contiguous(memory_format=memory_format)
     if "plain_depthwise" in modifiers:
         import nascli.spaces.darts.search_fast as sf
         sf.depthwise_conv = _plain_depthwise
     return net, batches
 
 
-def worker(args: argparse.Namespace) -> dict:
+def _setup(args: argparse.Namespace) -> SimpleNamespace:
+    """The worker's supernet, SearchOptimizer, batches and timed jobs for ``args.worker``/``args.variant``."""
     impl, *modifiers = args.variant.split("+")
     if args.tune_malloc or "malloc" in modifiers:
         tune_malloc()
@@ -170,17 +196,6 @@ def worker(args: argparse.Namespace) -> dict:
     opt.on_epoch_start(0, 50)
     net.train()
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def timed(fn) -> tuple[float, float]:
-        sync()
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        return time.perf_counter() - t, time.process_time() - c
-
     def fwd_bwd():
         net.zero_grad(set_to_none=True)
         with autocast(device):
@@ -198,25 +213,147 @@ def worker(args: argparse.Namespace) -> dict:
         jobs = {"fwd_bwd_s": fwd_bwd}
     if cfg.second_order:
         opt.weight_step(train_batch)  # a momentum buffer for the unrolled w' (not timed)
-    out: dict = {"config": cfg.name, "impl": args.variant, "threads": args.threads, "device": str(device),
-                 "batch": batch_size, "image": image, "sizes": sizes, "quick": args.quick, "mixer": mixer,
-                 "load_before": os.getloadavg()[0]}
+    return SimpleNamespace(cfg=cfg, device=device, jobs=jobs, batch_size=batch_size, image=image, sizes=sizes,
+                           mixer=mixer)
+
+
+def _sync(device) -> None:
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    run = _setup(args)
+    device = run.device
+
+    def timed(fn) -> tuple[float, float]:
+        _sync(device)
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        _sync(device)
+        return time.perf_counter() - t, time.process_time() - c
+
+    out: dict = {"config": run.cfg.name, "impl": args.variant, "threads": args.threads, "device": str(device),
+                 "batch": run.batch_size, "image": run.image, "sizes": run.sizes, "quick": args.quick,
+                 "mixer": run.mixer, "load_before": os.getloadavg()[0]}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for name, fn in jobs.items():
+    for name, fn in run.jobs.items():
         out[name.replace("_s", "_first_s")] = timed(fn)[0]  # warm-up (with "compile": its compile time)
         runs = [timed(fn) for _ in range(args.repeats)]
         out[name] = statistics.median(r[0] for r in runs)
         out[name.replace("_s", "_runs")] = [round(r[0], 3) for r in runs]
         out[name.replace("_s", "_cpu_s")] = statistics.median(r[1] for r in runs)
     if "step_s" in out:
-        out["step_img_s"] = batch_size / out["step_s"]
+        out["step_img_s"] = run.batch_size / out["step_s"]
     out["load_after"] = os.getloadavg()[0]
     if device.type == "cuda":
         out["peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
     else:
         out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     return out
+
+
+# ------------------------------------------------------------------------------------------- profile
+#: op categories of --profile: the first whose test matches an op name (torch.profiler's key) takes its time
+OP_CATEGORIES = (
+    ("conv, backward kernels", lambda n: "convolution_backward" in n),
+    ("conv, forward kernels", lambda n: "convolution" in n or n.startswith("aten::conv")),
+    ("batch norm backward", lambda n: "batch_norm" in n and "backward" in n),
+    ("batch norm forward", lambda n: "batch_norm" in n),
+    ("pooling", lambda n: "pool" in n),
+    ("matmul", lambda n: n in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("copies and layout", lambda n: n in ("aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy",
+                                          "aten::cat", "aten::index", "aten::index_put_", "aten::fill_",
+                                          "aten::zero_", "aten::zeros", "aten::empty", "aten::empty_like",
+                                          "aten::empty_strided", "aten::resize_")),
+    ("elementwise and reductions", lambda n: n.startswith("aten::")),
+    ("autograd and optimizer bookkeeping", lambda n: True),
+)
+CONV_OPS = ("conv, forward kernels", "conv, backward kernels")
+
+
+def op_category(name: str) -> str:
+    """The :data:`OP_CATEGORIES` entry of a profiler op name."""
+    return next(cat for cat, test in OP_CATEGORIES if test(name))
+
+
+def conv_flops(fn) -> int:
+    """Floating-point operations of the convolutions (forward and backward; 2 per multiply-add) that ``fn()``
+    runs, counted by torch.utils.flop_counter (the aten ops, so custom autograd functions count too)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return sum(v for op, v in counter.get_flop_counts().get("Global", {}).items() if "convolution" in str(op))
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul rate (GFLOP/s, 2 size^3 per product, best of ``repeats``): the ceiling a
+    convolution's implicit GEMM can reach."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = min(_timed_once(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed_once(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def profile_worker(args: argparse.Namespace) -> dict:
+    """Per-op-category time of the search step (first order; the 2nd-order config: its alpha step) under
+    torch.profiler over ``args.repeats`` calls after one warm-up, the step's conv FLOPs, and the step time those
+    FLOPs would take at the machine's matmul rate (:func:`matmul_gflops`), a floor for the step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = _setup(args)
+    name = "alpha2_s" if "alpha2_s" in run.jobs else "step_s"
+    fn = run.jobs[name]
+    fn()  # warm-up
+    flops = conv_flops(fn)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.repeats):
+            fn()
+        _sync(run.device)
+    per_call: dict[str, float] = {}
+    for e in prof.key_averages():
+        cat = op_category(e.key)
+        per_call[cat] = per_call.get(cat, 0.0) + e.self_cpu_time_total / 1e6 / args.repeats
+    conv_s = sum(per_call.get(c, 0.0) for c in CONV_OPS)
+    peak = matmul_gflops(args.threads)
+    return {"config": run.cfg.name, "impl": args.variant, "threads": args.threads, "device": str(run.device),
+            "batch": run.batch_size, "job": name[:-2], "repeats": args.repeats,
+            "seconds_per_call": {c: per_call[c] for c, _ in OP_CATEGORIES if c in per_call},
+            "conv_gflop": flops / 1e9, "conv_gflops_per_s": flops / 1e9 / conv_s if conv_s else None,
+            "matmul_gflops_per_s": peak, "conv_floor_s": flops / 1e9 / peak, "load": os.getloadavg()[0]}
+
+
+def profile_table(result: dict) -> str:
+    """One --profile result as markdown: each category's seconds per call and share of the profiled op time."""
+    total = sum(result["seconds_per_call"].values())
+    lines = [f"**{result['config']}, impl={result['impl']}**: {result['job']} ({result['batch']} images), "
+             f"{result['threads']} threads, {result['repeats']} calls profiled, load {result['load']:.1f}", "",
+             "| op category | s per call | share |", "|---|---|---|"]
+    for cat, sec in sorted(result["seconds_per_call"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {cat} | {sec:.3f} | {100 * sec / total:.1f}% |")
+    lines.append(f"| all profiled ops | {total:.3f} | 100% |")
+    rate = result["conv_gflops_per_s"]
+    lines += ["", f"Convolutions: {result['conv_gflop']:.1f} GFLOP per call (forward and backward, "
+                  f"torch.utils.flop_counter), run at {_fmt(rate, '.0f')} GFLOP/s; this machine's float32 matmul "
+                  f"rate is {result['matmul_gflops_per_s']:.0f} GFLOP/s (2048x2048, best of 5), so the convolutions "
+                  f"alone need at least {result['conv_floor_s']:.3f} s per call "
+                  + (f"({result['batch'] / result['conv_floor_s']:.1f} img/s at most)." if result["job"] == "step"
+                     else ".")]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- parent
@@ -229,6 +366,8 @@ def measure(name: str, impl: str, args: argparse.Namespace, ablation: bool = Fal
         cmd.append("--tune-malloc")
     if ablation:
         cmd.append("--ablation")
+    if args.profile:
+        cmd.append("--profile")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -332,10 +471,73 @@ def machine_line(args: argparse.Namespace) -> str:
             f"{args.threads} threads, device {args.device}")
 
 
+#: (N, C, H, W, stride) of the 3x3 average pools the search supernets run at batch 64: NB201 (C=16, stride 1), the
+#: DARTS space (C=16; reduction cells at stride 2) and PC-DARTS (K=4: a quarter of the channels)
+POOL_SHAPES = ((64, 16, 32, 32, 1), (64, 32, 16, 16, 1), (64, 64, 8, 8, 1), (64, 16, 32, 32, 2), (64, 32, 16, 16, 2),
+               (64, 4, 32, 32, 1), (64, 4, 32, 32, 2), (64, 8, 16, 16, 1), (64, 8, 16, 16, 2), (64, 16, 8, 8, 1))
+QUICK_POOL_SHAPES = ((2, 3, 16, 16, 1), (2, 3, 8, 8, 2))
+
+
+def pool_kernels(args: argparse.Namespace) -> list[dict]:
+    """Forward + backward (input gradient) of 3x3 average pooling, ``count_include_pad=False``, on channels-last
+    CPU tensors: torch's ``avg_pool2d`` against nascli's depthwise sum (nascli/spaces/pooling.py), alternating,
+    median of ``args.repeats`` (at least 5) calls each after 3 warm-ups; which one nascli runs at each shape."""
+    import torch
+    import torch.nn.functional as F
+
+    from nascli.spaces import pooling
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for n, c, h, w, stride in (QUICK_POOL_SHAPES if args.quick else POOL_SHAPES):
+        x = torch.randn(n, c, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
+        ways = {"avg_pool2d": lambda t: F.avg_pool2d(t, 3, stride, 1, count_include_pad=False),
+                "depthwise_sum": lambda t: pooling.depthwise_sum_avg_pool_3x3(t, stride)}
+        grad = torch.ones_like(ways["avg_pool2d"](x))
+        calls = {k: (lambda f=f: f(x).backward(grad)) for k, f in ways.items()}
+        for f in calls.values():
+            for _ in range(3):
+                f()
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(max(args.repeats, 5)):
+            for k, f in calls.items():
+                times[k].append(_timed_once(f))
+        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        rows.append({"shape": [n, c, h, w], "stride": stride, "avg_pool2d_ms": ms["avg_pool2d"],
+                     "depthwise_sum_ms": ms["depthwise_sum"],
+                     "nascli_runs": "depthwise_sum" if pooling.uses_depthwise_sum(x, stride) else "avg_pool2d"})
+    return rows
+
+
+def pool_kernels_table(rows: list[dict]) -> str:
+    lines = ["| shape (N, C, H, W) | stride | avg_pool2d ms | depthwise sum ms | avg_pool2d / depthwise sum | nascli runs |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {tuple(r['shape'])} | {r['stride']} | {r['avg_pool2d_ms']:.2f} | {r['depthwise_sum_ms']:.2f} | "
+                     f"{r['avg_pool2d_ms'] / r['depthwise_sum_ms']:.2f}x | {r['nascli_runs']} |")
+    return "\n".join(lines)
+
+
+def profile_main(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """--profile: one worker per (config, impl), each printed as :func:`profile_table`."""
+    results = [measure(name, impl, args) for name in (args.only or list(CONFIGS)) for impl in args.impl]
+    command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    parts = [f"`{command.strip()}`", f"Measured {machine_line(args)}."]
+    parts += [f"{r['config']} {r['impl']}: error: {r['error']}" if "error" in r else profile_table(r) for r in results]
+    text = "\n\n".join(parts) + "\n"
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_line(args), "profiles": results}, indent=2))
+    return 1 if any("error" in r for r in results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="configurations to run (default: all)")
-    p.add_argument("--impl", nargs="*", default=list(IMPLS), help="implementations (default: fast reference)")
+    p.add_argument("--impl", nargs="*", default=None,
+                   help="implementations (default: fast reference; with --profile: fast)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test in seconds: tiny sizes (C=4), batch 2, 8x8 inputs, 1 repeat, nb201 unless --only")
     p.add_argument("--repeats", type=int, default=5)
@@ -348,6 +550,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the rows as JSON here")
     p.add_argument("--tune-malloc", action="store_true", help="glibc mallopt in the workers (see tune_malloc)")
     p.add_argument("--ablation", action="store_true", help="DARTS-space fwd+bwd of the ablation variants")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of timing: where the step's time goes (torch.profiler, per op category), its conv "
+                        "FLOPs and the floor they set at this machine's matmul rate; --repeats calls are profiled")
+    p.add_argument("--pool-kernels", action="store_true",
+                   help="instead: time torch's avg_pool2d against nascli's depthwise-sum average pool, forward and "
+                        "backward, at the supernets' pooling shapes (nascli/spaces/pooling.py)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="fast", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -356,8 +564,22 @@ def main(argv: list[str] | None = None) -> int:
         args.only = args.only or ["nb201"]
     if args.rounds is None:
         args.rounds = 1 if args.quick else 2
+    if args.impl is None:
+        args.impl = ["fast"] if args.profile else list(IMPLS)
     if args.worker:
-        print(json.dumps(worker(args)))
+        print(json.dumps((profile_worker if args.profile else worker)(args)))
+        return 0
+    if args.profile:
+        return profile_main(args, argv)
+    if args.pool_kernels:
+        rows = pool_kernels(args)
+        command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = f"`{command.strip()}`\n\nMeasured {machine_line(args)}.\n\n{pool_kernels_table(rows)}\n"
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine_line(args), "pool_kernels": rows}, indent=2))
         return 0
     if args.ablation:
         jobs = [("darts", list(ABLATION), True)]

@@ -17,7 +17,10 @@ the float64 result of:
 weight (what the fast cells run) three ways, at the shapes of the NB201 and PC-DARTS (K=4) cells, 2 threads:
 
 * ``nhwc``: ``F.batch_norm`` on the channels-last tensor (what the cells do);
-* ``via_nchw``: converted to NCHW, normalised there, converted back;
+* ``via_nchw``: converted to NCHW, normalised there, converted back with ``contiguous()``, whose backward passes
+  the channels-last gradient to the NCHW BatchNorm backward unchanged (a mixed-layout kernel);
+* ``via_nchw_relayout``: the same round trip with ``nascli.spaces.layout.relayout``, whose backward converts the
+  gradient too (what ``search_fast.batch_norm`` runs for at most ``FEW_CHANNELS`` channels);
 * ``by_hand``: ``var_mean`` over the (N*H*W, C) view of the NHWC storage, then ``(x - mean) * w / std``.
 
     python scripts/bn_layout_accuracy.py --speed --threads 2
@@ -75,6 +78,12 @@ def _bn_via_nchw(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(x.contiguous(), None, None, w, None, True).contiguous(memory_format=torch.channels_last)
 
 
+def _bn_via_nchw_relayout(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    from nascli.spaces.layout import relayout
+    y = F.batch_norm(relayout(x, torch.contiguous_format), None, None, w, None, True)
+    return relayout(y, torch.channels_last)
+
+
 def _bn_by_hand(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """y = (x - mean_c) * w_c / sqrt(var_c + eps) with the biased batch variance, on the (N*H*W, C) view."""
     n, c, h, wd = x.shape
@@ -93,7 +102,8 @@ def time_layouts(shape: tuple[int, int, int, int], repeats: int) -> dict:
     w = torch.rand(shape[1], generator=gen).requires_grad_()
     grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
     row: dict = {"shape": list(shape)}
-    for name, fn in (("nhwc", _bn_nhwc), ("via_nchw", _bn_via_nchw), ("by_hand", _bn_by_hand)):
+    for name, fn in (("nhwc", _bn_nhwc), ("via_nchw", _bn_via_nchw), ("via_nchw_relayout", _bn_via_nchw_relayout),
+                     ("by_hand", _bn_by_hand)):
         times = []
         for i in range(repeats + 2):  # two warm-ups
             t = time.perf_counter()
@@ -116,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [time_layouts(s, 3 if args.quick else 30) for s in (QUICK_SPEED_SHAPES if args.quick else SPEED_SHAPES)]
         print(f"torch {torch.__version__}, {args.threads} thread(s): channels-last BatchNorm forward + backward, "
               "median ms")
-        print("| shape (N, C, H, W) | NHWC | via NCHW | by hand |\n|---|---|---|---|")
+        print("| shape (N, C, H, W) | NHWC | via NCHW | via NCHW, relayout | by hand |\n|---|---|---|---|---|")
         for r in rows:
-            print(f"| {tuple(r['shape'])} | {r['nhwc_ms']:.3f} | {r['via_nchw_ms']:.3f} | {r['by_hand_ms']:.3f} |")
+            print(f"| {tuple(r['shape'])} | {r['nhwc_ms']:.3f} | {r['via_nchw_ms']:.3f} | "
+                  f"{r['via_nchw_relayout_ms']:.3f} | {r['by_hand_ms']:.3f} |")
         if args.json:
             args.json.write_text(json.dumps({"torch": torch.__version__, "threads": args.threads, "rows": rows},
                                             indent=1))

@@ -80,6 +80,60 @@ def test_same_round_ratios_on_hand_made_rows():
     assert bench_speed.round_ratios(fast, ref) == {"speedup_step": 2.5, "speedup_fwd_bwd": 1.5, "memory_ratio": 0.65}
 
 
+def _bench_speed_module():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import bench_speed
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return bench_speed
+
+
+def test_profile_op_categories_on_hand_made_names():
+    op_category = _bench_speed_module().op_category
+    assert op_category("aten::convolution_backward") == "conv, backward kernels"
+    assert [op_category(n) for n in ("aten::mkldnn_convolution", "aten::_convolution", "aten::conv2d")] == \
+        ["conv, forward kernels"] * 3
+    assert op_category("aten::native_batch_norm_backward") == "batch norm backward"
+    assert op_category("aten::native_batch_norm") == "batch norm forward"
+    assert op_category("aten::avg_pool2d_backward") == op_category("aten::max_pool2d") == "pooling"
+    assert op_category("aten::addmm") == "matmul"
+    assert op_category("aten::copy_") == op_category("aten::cat") == "copies and layout"
+    assert op_category("aten::addcmul") == op_category("aten::sum") == "elementwise and reductions"
+    assert op_category("autograd::engine::evaluate_function: ConvolutionBackward0") == \
+        op_category("Optimizer.step#SGD.step") == "autograd and optimizer bookkeeping"
+
+
+def test_conv_flops_counts_forward_and_the_backward_that_runs():
+    """2 FLOPs per multiply-add; the backward adds dL/dx only when x needs a gradient, and dL/dW."""
+    import torch
+
+    conv_flops = _bench_speed_module().conv_flops
+    conv = torch.nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    macs = 2 * 5 * 5 * 8 * 4 * 9  # batch 2, 5x5 output, 8 out and 4 in channels, 3x3
+    x = torch.randn(2, 4, 5, 5)
+    assert conv_flops(lambda: conv(x)) == 2 * macs
+    assert conv_flops(lambda: conv(x).sum().backward()) == 4 * macs  # dL/dW only
+    assert conv_flops(lambda: conv(x.requires_grad_()).sum().backward()) == 6 * macs
+
+
+def test_bench_speed_profile_quick_splits_the_step_by_op_category(tmp_path):
+    bench_speed = _bench_speed_module()
+    out = tmp_path / "profile.json"
+    proc = run_script("bench_speed.py", "--quick", "--profile", "--threads", "1", "--device", "cpu", "--json",
+                      str(out), cwd=tmp_path)
+    (r,) = json.loads(out.read_text())["profiles"]
+    assert (r["config"], r["impl"], r["job"], r["batch"], r["repeats"]) == ("nb201", "fast", "step", 2, 1)
+    assert set(r["seconds_per_call"]) <= {c for c, _ in bench_speed.OP_CATEGORIES}
+    assert {"conv, forward kernels", "conv, backward kernels", "batch norm forward"} <= set(r["seconds_per_call"])
+    assert r["conv_gflop"] > 0 and r["matmul_gflops_per_s"] > 0
+    assert r["conv_floor_s"] == pytest.approx(r["conv_gflop"] / r["matmul_gflops_per_s"])
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " | s per call |" not in line]
+    assert len(rows) == len(r["seconds_per_call"]) + 1 and rows[-1].startswith("| all profiled ops |")
+    shares = [float(line.split(" | ")[2].rstrip("% |")) for line in rows[:-1]]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(100, abs=0.1 * len(shares))
+
+
 @pytest.mark.slow  # three DARTS-space configurations and the five ablation variants: about a minute
 def test_bench_speed_quick_darts_configurations_and_ablation(tmp_path):
     rows, _, _ = _speed_rows(tmp_path, "--only", "darts", "darts_2nd", "pc_darts", "--impl", "fast")
@@ -150,7 +204,8 @@ def test_bn_layout_speed_quick_times_the_three_ways(tmp_path):
     out = tmp_path / "bn_speed.json"
     proc = run_script("bn_layout_accuracy.py", "--speed", "--quick", "--json", str(out), cwd=tmp_path)
     (row,) = json.loads(out.read_text())["rows"]
-    assert row["shape"] == [4, 4, 8, 8] and set(row) == {"shape", "nhwc_ms", "via_nchw_ms", "by_hand_ms"}
+    assert row["shape"] == [4, 4, 8, 8] and set(row) == {"shape", "nhwc_ms", "via_nchw_ms", "via_nchw_relayout_ms",
+                                                          "by_hand_ms"}
     assert "| (4, 4, 8, 8) |" in proc.stdout
 
 
