@@ -134,6 +134,16 @@ def test_bench_speed_profile_quick_splits_the_step_by_op_category(tmp_path):
     assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(100, abs=0.1 * len(shares))
 
 
+def test_bench_speed_pool_kernels_quick_says_which_pool_nascli_runs(tmp_path):
+    out = tmp_path / "pool.json"
+    proc = run_script("bench_speed.py", "--pool-kernels", "--quick", "--threads", "1", "--json", str(out), cwd=tmp_path)
+    rows = json.loads(out.read_text())["pool_kernels"]
+    assert [(r["shape"], r["stride"], r["nascli_runs"]) for r in rows] == [([2, 3, 16, 16], 1, "depthwise_sum"),
+                                                                          ([2, 3, 8, 8], 2, "avg_pool2d")]
+    assert all(r["avg_pool2d_ms"] > 0 and r["depthwise_sum_ms"] > 0 for r in rows)
+    assert "| (2, 3, 16, 16) | 1 |" in proc.stdout and proc.stdout.startswith("`python scripts/bench_speed.py")
+
+
 @pytest.mark.slow  # three DARTS-space configurations and the five ablation variants: about a minute
 def test_bench_speed_quick_darts_configurations_and_ablation(tmp_path):
     rows, _, _ = _speed_rows(tmp_path, "--only", "darts", "darts_2nd", "pc_darts", "--impl", "fast")

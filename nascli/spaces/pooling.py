@@ -6,8 +6,9 @@ tensors.
 with x zero outside the image and count[h, w] the number of window pixels inside it (9 inside, 6 on an edge, 4
 in a corner for stride 1). The sum is a depthwise 3x3 conv with an all-ones kernel and the division a multiply
 by the map 1 / count. On CPU, for NHWC tensors at stride 1 and at least 16x16 pixels, oneDNN's depthwise conv
-(forward and input gradient) is 1.1x to 3.4x faster than its average-pooling kernels; below that size, and at
-stride 2, the conv's fixed cost (about 0.5 ms forward and backward) makes it slower
+(forward and input gradient) was 1.3x to 3.3x faster than its average-pooling kernels; below that size, and at
+stride 2 in all but one of the shapes timed, the conv's fixed cost (about 0.5 ms forward and backward) made it
+slower
 (``python scripts/bench_speed.py --pool-kernels`` times both; docs/SPEED.md). There, and on CUDA or NCHW
 tensors, :func:`torch.nn.functional.avg_pool2d` runs.
 """
