@@ -36,8 +36,8 @@ def shuffle_into(mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.
 class _ShuffleInto(torch.autograd.Function):
     """Forward: output channel j*K + g is channel j of chunk g of cat[mixed, rest] (chunks of C/K channels), one
     NHWC copy. Backward: the inverse gather, also one copy per input. Autograd's own backward of that copy hands
-    ``mixed`` a gradient whose channels lie K apart in memory, and oneDNN's BatchNorm backward (the last op of
-    every candidate op) runs 1.2x to 2x slower on it than on a contiguous one (docs/SPEED.md). Built from
+    ``mixed`` a gradient whose channels lie K apart in memory, on which oneDNN's BatchNorm backward (the last op
+    of every candidate op) is slower than on a contiguous one (the A/B in docs/SPEED.md). Built from
     differentiable ops, so double backward works."""
 
     @staticmethod
