@@ -4,11 +4,15 @@ from __future__ import annotations
 import torch
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-d tensor stored channels-last (and not also NCHW-contiguous, as 1-channel or 1x1 ones are)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 class _Relayout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-        ctx.source_format = (torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-                             and not x.is_contiguous() else torch.contiguous_format)
+        ctx.source_format = torch.channels_last if is_channels_last(x) else torch.contiguous_format
         return x.contiguous(memory_format=memory_format)
 
     @staticmethod

@@ -17,6 +17,7 @@ from torch import nn
 from nascli.search.edge_parts import EDGE_PARTS
 from nascli.spaces.base import Edge
 from nascli.spaces.edge import CellEdges, EdgePart, EdgePartSpec
+from nascli.spaces.layout import is_channels_last
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -27,9 +28,18 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
+def shuffle_copy(mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
+    """channel_shuffle(cat[mixed, rest], groups) in one channels-last copy (one ``stack`` on the NHWC layout);
+    differentiated by autograd, it hands its inputs strided gradients (:class:`_ShuffleInto`)."""
+    b, c, h, w = mixed.shape
+    chunks = [mixed, *rest.split(c, dim=1)]
+    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in chunks], dim=-1)
+    return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+
+
 def shuffle_into(mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
-    """channel_shuffle(cat[mixed, rest], groups) in one channels-last copy (the fast cells' layout), with
-    channels-last contiguous gradients for ``mixed`` and ``rest`` (:class:`_ShuffleInto`)."""
+    """:func:`shuffle_copy` (the fast cells' layout), with channels-last contiguous gradients for ``mixed`` and
+    ``rest`` (:class:`_ShuffleInto`)."""
     return _ShuffleInto.apply(mixed, rest, groups)
 
 
@@ -43,10 +53,7 @@ class _ShuffleInto(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mixed: torch.Tensor, rest: torch.Tensor, groups: int) -> torch.Tensor:
         ctx.groups = groups
-        b, c, h, w = mixed.shape
-        chunks = [mixed, *rest.split(c, dim=1)]
-        stacked = torch.stack([t.permute(0, 2, 3, 1) for t in chunks], dim=-1)
-        return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
+        return shuffle_copy(mixed, rest, groups)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -56,10 +63,6 @@ class _ShuffleInto(torch.autograd.Function):
         g_mixed = g5[..., 0].contiguous().permute(0, 3, 1, 2)
         g_rest = g5[..., 1:].transpose(-1, -2).contiguous().reshape(b, h, w, (k - 1) * (ck // k))
         return g_mixed, g_rest.permute(0, 3, 1, 2), None
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class PartialChannelEdges(EdgePart):
@@ -99,7 +102,7 @@ class PartialChannelEdges(EdgePart):
             rest = rest * bypass_scale
         if mixed is None:
             mixed = rest.new_zeros((shape[0], self.width, shape[2], shape[3]))
-        if _channels_last(x):
+        if is_channels_last(x):
             return shuffle_into(mixed, rest, self.k)
         return channel_shuffle(torch.cat([mixed, rest], dim=1), self.k)
 
