@@ -115,14 +115,6 @@ def _plain_depthwise(t, w, stride=1, dilation=1):
     return F.conv2d(t, w, None, stride, dilation * (k // 2), dilation, w.shape[0])
 
 
-def _stack_shuffle(mixed, rest, groups):
-    """partial_channels.shuffle_into as one torch.stack, autograd differentiating it (before 2026-12-01 15:00)."""
-    import torch
-    b, c, h, w = mixed.shape
-    stacked = torch.stack([t.permute(0, 2, 3, 1) for t in (mixed, *rest.split(c, dim=1))], dim=-1)
-    return stacked.reshape(b, h, w, c * groups).permute(0, 3, 1, 2)
-
-
 def _apply_modifiers(modifiers: list[str], net, batches: list):
     """See IMPLS: returns the (possibly converted) supernet and batches."""
     import torch
@@ -142,7 +134,7 @@ def _apply_modifiers(modifiers: list[str], net, batches: list):
         pooling.avg_pool_3x3 = lambda x, stride=1: F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
     if "stack_shuffle" in modifiers:  # the PC-DARTS shuffle with autograd's own backward (strided gradients)
         import nascli.search.edge_parts.partial_channels as pc
-        pc.shuffle_into = _stack_shuffle
+        pc.shuffle_into = pc.shuffle_copy
     if "contiguous_relayout" in modifiers:  # the few-channel BN's layout copies with autograd's own backward
         import nascli.spaces.darts.search_fast as sf
         sf.relayout = lambda x, memory_format: x.contiguous(memory_format=memory_format)
@@ -518,18 +510,24 @@ def pool_kernels_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def profile_main(args: argparse.Namespace, argv: list[str] | None) -> int:
-    """--profile: one worker per (config, impl), each printed as :func:`profile_table`."""
-    results = [measure(name, impl, args) for name in (args.only or list(CONFIGS)) for impl in args.impl]
+def report(args: argparse.Namespace, argv: list[str] | None, body: str, data: dict) -> None:
+    """Print the command, the machine line and ``body``; the same text to ``--markdown``, and the machine line
+    with ``data`` to ``--json``."""
+    machine = machine_line(args)
     command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    parts = [f"`{command.strip()}`", f"Measured {machine_line(args)}."]
-    parts += [f"{r['config']} {r['impl']}: error: {r['error']}" if "error" in r else profile_table(r) for r in results]
-    text = "\n\n".join(parts) + "\n"
+    text = f"`{command.strip()}`\n\nMeasured {machine}.\n\n{body}\n"
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine_line(args), "profiles": results}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine, **data}, indent=2))
+
+
+def profile_main(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """--profile: one worker per (config, impl), each printed as :func:`profile_table`."""
+    results = [measure(name, impl, args) for name in (args.only or list(CONFIGS)) for impl in args.impl]
+    report(args, argv, "\n\n".join(f"{r['config']} {r['impl']}: error: {r['error']}" if "error" in r
+                                     else profile_table(r) for r in results), {"profiles": results})
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -573,13 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         return profile_main(args, argv)
     if args.pool_kernels:
         rows = pool_kernels(args)
-        command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = f"`{command.strip()}`\n\nMeasured {machine_line(args)}.\n\n{pool_kernels_table(rows)}\n"
-        print(text)
-        if args.markdown:
-            args.markdown.write_text(text)
-        if args.json:
-            args.json.write_text(json.dumps({"machine": machine_line(args), "pool_kernels": rows}, indent=2))
+        report(args, argv, pool_kernels_table(rows), {"pool_kernels": rows})
         return 0
     if args.ablation:
         jobs = [("darts", list(ABLATION), True)]
@@ -602,16 +594,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(summarize(name, impl, runs[impl]) for impl in impls)
         if "fast" in runs and "reference" in runs:
             ratios[name] = round_ratios(runs["fast"], runs["reference"])
-    command = "python scripts/bench_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = (f"`{command.strip()}`\n\nMeasured {machine_line(args)}.\n\n{table(rows, ratios)}\n\n"
-            f"{official_table()}\n")
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine_line(args), "rows": rows, "ratios": ratios, "raw": raw,
-                                         "official": {k: c.official for k, c in CONFIGS.items()},
-                                         "official_source": OFFICIAL_SOURCE}, indent=2))
+    report(args, argv, f"{table(rows, ratios)}\n\n{official_table()}",
+           {"rows": rows, "ratios": ratios, "raw": raw, "official": {k: c.official for k, c in CONFIGS.items()},
+            "official_source": OFFICIAL_SOURCE})
     return 1 if any("error" in r for r in rows) else 0
 
 
