@@ -98,14 +98,24 @@ class SearchSession:
     def advance(self) -> None:
         """Run the epoch in progress to its end (from a mid-epoch step when resumed), record it (or truncate
         the records a roll-back voids) and checkpoint."""
-        engine, run = self.engine, self.run
-        every = int(self.cfg.search.get("checkpoint_every_steps", 0) or 0)
-        epoch = engine.epoch
-        engine.start_epoch(epoch)
+        epoch = self.engine.epoch
+        self.engine.start_epoch(epoch)
         t0 = time.perf_counter()
-        timing = engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=every)
+        timing = self.engine.run_epoch(checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every)
+        self.close_epoch(epoch, timing, t0)
+
+    @property
+    def checkpoint_every(self) -> int:
+        """``search.checkpoint_every_steps`` (0: at epoch ends only)."""
+        return int(self.cfg.search.get("checkpoint_every_steps", 0) or 0)
+
+    def close_epoch(self, epoch: int, timing: dict[str, float], began: float) -> None:
+        """After epoch ``epoch``'s steps (begun at ``perf_counter()`` ``began``): the components' epoch end,
+        the elapsed time, the epoch's record (or the truncation a roll-back voids), the next epoch and a
+        checkpoint."""
+        engine, run = self.engine, self.run
         next_epoch = engine.end_epoch(epoch)  # components: early stop (DARTS-ES), roll back (DARTS-ADA)
-        self.elapsed += time.perf_counter() - t0
+        self.elapsed += time.perf_counter() - began
         if next_epoch <= epoch:  # rolled back to the end of epoch next_epoch - 1: later records are void
             run.truncate_metrics(next_epoch)
             engine.publish_rollback(next_epoch)

@@ -54,6 +54,7 @@ class SearchEngine:
         self.hessian_probe = HessianProbe(hessian_method)  # (supernet, batch, arch wd) -> lambda_max
         self.last_val_batch = None  # the epoch's last validation batch (last training batch without one)
         self.observers = Observers()  # watchers of the loop (module docstring); none by default
+        self._began, self._images = 0.0, 0  # the clock and the image count of the steps in progress
 
     # ------------------------------------------------------------------ hooks
     def start_epoch(self, epoch: int) -> None:
@@ -83,36 +84,61 @@ class SearchEngine:
     def run_epoch(self, checkpoint: Callable[[], None] | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
         """Run the rest of ``self.epoch`` from ``self.step``; returns timing figures. With
         ``checkpoint_every`` > 0, ``checkpoint()`` is called every that many steps inside the epoch.
-        Raises :class:`DivergedError` when a loss or the weights stop being finite (module docstring)."""
+        Raises :class:`DivergedError` when a loss or the weights stop being finite (module docstring).
+
+        The epoch is :meth:`open_steps`, then per step :meth:`next_batches`, the optimizer's step and
+        :meth:`close_step`, then :meth:`close_steps`; a seed-stacked group (nascli/commands/seed_group.py) runs
+        the same pieces for every seed with one stacked optimizer step in the middle."""
+        self.open_steps()
+        while self.step < self.steps_per_epoch:
+            train_batch, arch_batch = self.next_batches()
+            self.opt.step(train_batch, arch_batch)
+            self.close_step(train_batch, arch_batch, checkpoint, checkpoint_every)
+        return self.close_steps()
+
+    def open_steps(self) -> None:
+        """Before the epoch's (remaining) steps: train mode, fresh step statistics at step 0, the loss watch
+        armed, the clock started."""
         self.net.train()
         if self.step == 0:
             self.opt.stats = type(self.opt.stats)()
         self.watch.start(self.epoch, self.step)
-        t0 = time.perf_counter()
-        images = 0
-        while self.step < self.steps_per_epoch:
-            train_batch = self.train_stream.next()
-            arch_batch = self.arch_stream.next() if self.opt.uses_arch_batches and self.arch_stream else None
-            self.opt.step(train_batch, arch_batch)
-            self.last_val_batch = arch_batch if arch_batch is not None else train_batch
-            images += train_batch[0].shape[0]
-            sums = self.opt.stats.sums
-            if sums:
-                self.watch.observe(torch.stack(list(sums.values())))
-            self.step += 1
-            for c in self.components:
-                c.on_step_end(self.epoch, self.step)
-            if self.observers:
-                self.observers.on_step_end(StepInfo(self.epoch, self.step, self.steps_per_epoch,
-                                                    int(train_batch[0].shape[0]), self.opt.stats.summary))
-            if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.steps_per_epoch:
-                self.check_finite()
-                checkpoint()
+        self._began = time.perf_counter()
+        self._images = 0
+
+    def next_batches(self) -> tuple[Any, Any]:
+        """The next step's training batch and architecture batch (None when the optimizer takes none)."""
+        train_batch = self.train_stream.next()
+        arch_batch = self.arch_stream.next() if self.opt.uses_arch_batches and self.arch_stream else None
+        return train_batch, arch_batch
+
+    def close_step(self, train_batch: Any, arch_batch: Any, checkpoint: Callable[[], None] | None = None,
+                   checkpoint_every: int = 0) -> None:
+        """After a step's updates: watch its losses, count it, the components' ``on_step_end``, the observers,
+        and a checkpoint every ``checkpoint_every`` steps inside the epoch."""
+        self.last_val_batch = arch_batch if arch_batch is not None else train_batch
+        self._images += train_batch[0].shape[0]
+        sums = self.opt.stats.sums
+        if sums:
+            self.watch.observe(torch.stack(list(sums.values())))
+        self.step += 1
+        for c in self.components:
+            c.on_step_end(self.epoch, self.step)
+        if self.observers:
+            self.observers.on_step_end(StepInfo(self.epoch, self.step, self.steps_per_epoch,
+                                                int(train_batch[0].shape[0]), self.opt.stats.summary))
+        if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < self.steps_per_epoch:
+            self.check_finite()
+            checkpoint()
+
+    def close_steps(self) -> dict[str, Any]:
+        """After the epoch's last step: the finiteness check and the timing figures (wall time since
+        :meth:`open_steps`, images per second)."""
         self.check_finite()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        return {"epoch_time_s": seconds, "images_per_s": images / seconds if seconds > 0 else 0.0}
+        seconds = time.perf_counter() - self._began
+        return {"epoch_time_s": seconds, "images_per_s": self._images / seconds if seconds > 0 else 0.0}
 
     def end_epoch(self, epoch: int) -> int:
         """The components' ``on_epoch_end`` after epoch ``epoch``'s last step; the next epoch to run (the

@@ -252,6 +252,12 @@ class SearchOptimizer(ABC):
         with contextlib.nullcontext() if full_precision else autocast(self.device):
             logits = self.net(x)
             loss = self.criterion.loss(upcast(logits), y)
+        return self.report(prefix, logits, y, loss)
+
+    def report(self, prefix: str | None, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """The reporting half of :meth:`loss`: a ``prefix`` adds ``loss`` to the step statistics and hands it to
+        the ``on_loss`` hooks; a ``val`` loss comes back with the hooks' ``arch_loss_term()`` added. A seed-stacked
+        step (nascli/search/stacked.py) computes the logits of every seed at once and reports each seed's here."""
         if prefix:
             self.stats.add(prefix, logits, y, loss)
             for h in self.hooks:
@@ -293,10 +299,20 @@ class SearchOptimizer(ABC):
         self.a_opt.step()
 
     def step(self, train_batch: Batch, arch_batch: Batch | None) -> None:
-        """One search step: the hooks' ``before_step`` on the training batch, :meth:`update`, ``after_step``."""
+        """One search step: :meth:`open_step` (the hooks' ``before_step`` on the training batch), :meth:`update`,
+        :meth:`close_step` (``after_step``)."""
+        train_batch = self.open_step(train_batch)
+        self.update(train_batch, arch_batch)
+        self.close_step()
+
+    def open_step(self, train_batch: Batch) -> Batch:
+        """The attached hooks' ``before_step``, in attachment order: the step's training batch."""
         for h in self.hooks:
             train_batch = h.before_step(train_batch)
-        self.update(train_batch, arch_batch)
+        return train_batch
+
+    def close_step(self) -> None:
+        """The attached hooks' ``after_step``, in attachment order."""
         for h in self.hooks:
             h.after_step()
 
