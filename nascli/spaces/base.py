@@ -152,6 +152,12 @@ class Supernet(nn.Module):
                 return spec
         return None
 
+    def runs_under_vmap(self) -> bool:
+        """Whether the forward can run under ``torch.func.vmap`` over a stack of supernets (a seed-stacked
+        group, nascli/search/stacked.py): the cell implementation's ``runs_under_vmap`` flag (``cell_cls``),
+        false without one."""
+        return bool(getattr(getattr(self, "cell_cls", None), "runs_under_vmap", False))
+
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.mixer.arch_parameters())
 

@@ -5,8 +5,15 @@ import torch
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
-    """A 4-d tensor stored channels-last (and not also NCHW-contiguous, as 1-channel or 1x1 ones are)."""
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    """A 4-d tensor stored channels-last (and not also NCHW-contiguous, as 1-channel or 1x1 ones are).
+    False inside ``torch.func.vmap`` (a seed-stacked supernet, nascli/search/stacked.py): there a tensor is a
+    view of a stacked one, whose layout vmap chooses, and torch 2.13 cannot answer the channels-last query."""
+    if x.dim() != 4 or x.is_contiguous():
+        return False
+    try:
+        return x.is_contiguous(memory_format=torch.channels_last)
+    except RuntimeError:  # "NYI: querying is_contiguous inside of vmap for memory_format other than ..."
+        return False
 
 
 class _Relayout(torch.autograd.Function):

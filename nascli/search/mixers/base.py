@@ -67,6 +67,9 @@ class Mixer(nn.Module, ABC):
     #: whether :meth:`mixing_override` may set the op weights (deterministic relaxations; a sampler cannot)
     supports_mixing_override: bool = False
     _override: dict[str, torch.Tensor] | None = None
+    #: why :meth:`edge_weights` cannot run under ``torch.func.vmap`` (a seed-stacked forward,
+    #: nascli/search/stacked.py), or None when it can
+    vmap_problem: str | None = None
 
     def __init__(self, space, init_scale: float = 1e-3):
         super().__init__()
@@ -188,6 +191,16 @@ class Mixer(nn.Module, ABC):
             yield
         finally:
             self._override = before
+
+    @property
+    def override(self) -> dict[str, torch.Tensor] | None:
+        """The op weights a :meth:`mixing_override` block has set (None outside one)."""
+        return self._override
+
+    def interventions(self) -> tuple:
+        """The fixes, masks, restrictions and held flag, as comparable values (a seed-stacked forward,
+        nascli/search/stacked.py, runs one mixer's modules for every seed and needs them equal)."""
+        return (dict(self._fixed), set(self._masked), dict(self._restricted), self._held)
 
     def fix_edge(self, cell_type: str, edge: int, op: int) -> None:
         """Replace the mixture on ``edge`` by ``op`` alone (weight 1)."""

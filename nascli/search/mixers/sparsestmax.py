@@ -146,6 +146,7 @@ class SparsestmaxMixer(Mixer):
     0 are not computed (their gradient through the projection is 0 as well)."""
 
     supports_mixing_override = True
+    vmap_problem = "its projection loop stops on the values of the rows (Python control flow on tensors)"
 
     def __init__(self, space, *, radius_start: float = 0.0, radius_end: float = 1.0, schedule: str = "linear",
                  init_scale: float = 1e-3):

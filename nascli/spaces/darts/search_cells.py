@@ -160,6 +160,9 @@ class ReferenceSearchCell(SearchCellBase):
     """The obviously-correct search cell: a ModuleList of the edge's ops (an unused Identity for ``none``) per
     edge."""
 
+    #: plain torch ops: the forward runs under torch.func.vmap (a seed-stacked group, nascli/search/stacked.py)
+    runs_under_vmap = True
+
     def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                  edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True, steps: int = 4,
                  multiplier: int = 4, edge_ops: Sequence[Sequence[str]] | None = None,

@@ -156,6 +156,8 @@ class ReferenceSearchCell(_SearchCellBase):
     """Plain NB201 search cell: one module per op per edge, summed with the mixer's weights."""
 
     memory_format = None  # the input's own (NCHW, like the official code; channels-last on CUDA: to_device)
+    #: plain torch ops: the forward runs under torch.func.vmap (a seed-stacked group, nascli/search/stacked.py)
+    runs_under_vmap = True
 
     def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
         super().__init__(C, edge_parts, track_running_stats)
