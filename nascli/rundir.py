@@ -42,7 +42,8 @@ NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "r
                      "method.flow.children", "method.flow.node",  # GM-NAS children as jobs: the same tree
                      "paper",  # a preset's record of the published row: says what to compare with, changes no run
                      "export",  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
-                     "logger")  # where the epoch records are also written (TensorBoard): watches, computes nothing
+                     "logger",  # where the epoch records are also written (TensorBoard): watches, computes nothing
+                     "seeds_mode")  # a seed group's seeds in turns or stacked: the same searches (to float rounding)
 
 
 #: top-level keys left out of the hash while null: ``nas search``'s ``seeds`` (a seed group, whose seeds each run

@@ -150,7 +150,7 @@ def test_a_key_added_to_a_shipped_yaml_is_not_refused_for_lack_of_a_rule():
     assert "arch" not in shipped_keys("search")  # protocol is: search composes it as null, task=super_resolution sets it
     with pytest.raises(ConfigError, match=r"^unknown key 'arch' for nas search; valid keys: components, dataset, "
                                           r"device, diagnostics, logger, method, num_threads, optimizer, out_root, paper, "
-                                          r"search, seed, seeds, selection, space, task$"):
+                                          r"search, seed, seeds, seeds_mode, selection, space, task$"):
         validate_config("search", compose_cfg("search", ["+arch=x"]), outside=False)
 
 

@@ -18,12 +18,18 @@ otherwise each seed reads its own). What it does not give: parallel compute. The
 another on the same device and threads (a seed writes its result.json as soon as its last epoch ends), so on CPU the group takes the sum of the solo runs' compute plus
 nothing (no process start or data load per seed); docs/SPEED.md has the measurements.
 
+``seeds_mode`` (:func:`group_mode`): ``turns`` as above; ``stacked``, the seeds' epochs in lockstep with every
+step one stacked step of all of them (nascli/search/stacked.py: one vmapped forward for every seed, each seed's
+batches, hooks, components, records and checkpoints its own, in its turn of the generators; equal to the solo
+runs up to float rounding); ``auto`` (default), stacked on CUDA when the search can stack, else turns.
+
 Refused with one line: duplicate seeds, and methods with a search flow of their own (GM-NAS's split tree)
 or tasks with their own loop (RL), which are separate runs per seed (``nas search -m seed=0,1,2,3``).
 """
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,11 +144,15 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
         for t in todo:  # build in seed order, each from its own seeded generators (SearchSession seeds them)
             t.session = SearchSession(t.cfg, t.run, composition, data, label=f"seed {t.seed} ")
             t.rng = capture_rng_state()
+        stacked = group_mode(cfg, todo) == "stacked"  # a search that cannot stack is refused before any file
+        for t in todo:
             with t.turn():
                 t.session.begin()  # a resumed seed restores its checkpoint's generators: captured here
             # no progress bar (one per seed would fight over the terminal); the logger still watches
             t.session.engine.observers = stack.enter_context(observing(t.session.observers(progress=False)))
         running = list(todo)
+        if stacked:
+            running = run_stacked(cfg, running)  # what is left when the seeds stop being in step
         while running:
             for t in list(running):
                 try:
@@ -152,13 +162,95 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
                         if t.session.done():  # a finished seed writes its result at once, not at the group's end
                             t.result = t.session.finish()
                 except DivergedError as exc:  # this seed stops with result.json "diverged"; the others go on
-                    t.result = t.run.record_divergence(exc, {
-                        "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
-                        "method": str(cfg.method.name), "seed": t.seed})
-                    console.print(f"seed {t.seed}: {exc}")
+                    t.result = _record_divergence(cfg, t, exc)
                 if t.result is not None:
                     running.remove(t)
     return group_result(cfg, turns)
+
+
+SEEDS_MODES = ("auto", "turns", "stacked")
+
+
+def group_mode(cfg: DictConfig, todo: list[SeedTurn]) -> str:
+    """``seeds_mode``: ``turns`` (the seeds' epochs one after another), ``stacked`` (their steps as one,
+    nascli/search/stacked.py; refused with one line when this search cannot stack) or ``auto`` (stacked on a
+    CUDA device when the search can stack, else turns). Fewer than two seeds to run: turns."""
+    from nascli.search.stacked import stack_problem
+
+    mode = str(cfg.get("seeds_mode") or "auto")
+    if mode not in SEEDS_MODES:
+        raise NasError(f"unknown seeds_mode={mode}; valid choices: {', '.join(SEEDS_MODES)}")
+    if len(todo) < 2 or mode == "turns":
+        return "turns"
+    problem = stack_problem(str(cfg.optimizer.name), todo[0].session.supernet)
+    if mode == "stacked" and problem:
+        raise NasError(f"seeds_mode=stacked cannot stack this search: {problem}; or run seeds_mode=turns")
+    if mode == "auto":
+        return "stacked" if problem is None and todo[0].session.device.type == "cuda" else "turns"
+    return mode
+
+
+def run_stacked(cfg: DictConfig, running: list[SeedTurn]) -> list[SeedTurn]:
+    """The seeds' epochs in lockstep, every step one stacked step of all of them (nascli/search/stacked.py);
+    each seed's batches, hooks, components, records and checkpoints are its own, in its turn of the global
+    generators. A diverged seed leaves the stack. Returns the seeds still to run once they no longer stand at
+    the same epoch and step (a resumed group whose checkpoints differ, a component that rolled one back):
+    those finish in turns."""
+    from nascli.search.stacked import stacked_step
+
+    name = str(cfg.optimizer.name)
+    while len(running) > 1 and len({(t.session.engine.epoch, t.session.engine.step) for t in running}) == 1:
+        epoch = running[0].session.engine.epoch
+        for t in running:
+            with t.turn():
+                t.session.engine.start_epoch(epoch)
+                t.session.engine.open_steps()
+        live = list(running)
+        while live and live[0].session.engine.step < live[0].session.engine.steps_per_epoch:
+            batches = []
+            for t in live:
+                with t.turn():
+                    batches.append(t.session.engine.next_batches())
+            stacked_step(name, [t.session.optimizer for t in live], [b[0] for b in batches],
+                         [b[1] for b in batches], [t.turn for t in live])
+            for t, (train_batch, arch_batch) in zip(list(live), batches):
+                with _diverged_leaves(cfg, t, live):
+                    with t.turn():
+                        t.session.engine.close_step(train_batch, arch_batch, t.session.checkpoint,
+                                                    t.session.checkpoint_every)
+        timings = {}
+        for t in list(live):  # every seed's clock stops at the end of the shared steps
+            with _diverged_leaves(cfg, t, live):
+                with t.turn():
+                    timings[t.seed] = t.session.engine.close_steps()
+        for t in list(live):
+            with _diverged_leaves(cfg, t, live):
+                with t.turn():
+                    began = time.perf_counter() - timings[t.seed]["epoch_time_s"]  # its own records count, not the others'
+                    t.session.close_epoch(epoch, timings[t.seed], began)
+                    if t.session.done():  # a finished seed writes its result at once
+                        t.result = t.session.finish()
+        running = [t for t in live if t.result is None]
+    return running
+
+
+@contextlib.contextmanager
+def _diverged_leaves(cfg: DictConfig, t: SeedTurn, live: list[SeedTurn]):
+    """A :class:`DivergedError` of seed ``t`` in the block records its divergence (result.json "diverged")
+    and takes it out of ``live``; the other seeds go on."""
+    try:
+        yield
+    except DivergedError as exc:
+        t.result = _record_divergence(cfg, t, exc)
+        live.remove(t)
+
+
+def _record_divergence(cfg: DictConfig, t: SeedTurn, exc: DivergedError) -> dict[str, Any]:
+    result = t.run.record_divergence(exc, {
+        "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
+        "method": str(cfg.method.name), "seed": t.seed})
+    console.print(f"seed {t.seed}: {exc}")
+    return result
 
 
 def group_result(cfg: DictConfig, turns: list[SeedTurn]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ COMMON: dict[str, Rule] = {
 SEED: dict[str, Rule] = {"seed": Int(low=0)}
 # nas search 'seeds=[0,1,2,3]': several seeds in one process (nascli/commands/seed_group.py)
 SEED_GROUP: dict[str, Rule] = {"seeds": ListOf(item=Int(low=0), nonempty=True, nullable=True,
-                                               example="seeds=[0,1,2,3]")}
+                                               example="seeds=[0,1,2,3]"),
+                               "seeds_mode": Choice(choices=("auto", "turns", "stacked"))}
 
 # conf/logger/*.yaml (nascli/logger/registry.py): where epoch records are also written; not hashed (NON_SEMANTIC_KEYS)
 LOGGER: dict[str, Rule] = {
