@@ -3,7 +3,8 @@
 
 Run it when a GPU is lent (the task's `device` tool runs one command; this is that command):
 
-    python scripts/gpu_check.py --out "$OUT"                  # CUDA, about 7 minutes
+    python scripts/gpu_check.py --out "$OUT" --window 60      # CUDA: the searches run 60 s past their first
+                                                              # epoch; estimated 8-9 minutes (never run on a GPU)
     python scripts/gpu_check.py --out /tmp/x --quick --device cpu   # smoke test: tiny sizes, seconds
 
 It writes ``<out>/gpu_check.json`` (every figure, with the date, the device and each command) and prints a
@@ -24,6 +25,9 @@ markdown summary. The parts, each a subprocess of its own:
 5. ``group_nb201``: part 2 as one in-process seed group, ``seeds=[0..n-1]`` with n = ``--concurrent``
    (``nas search 'seeds=[...]'``: the seeds' epochs run in turn in one process), for ``--window`` seconds: its
    images/s per epoch against part 2's and part 4's total.
+6. ``stacked_nb201``: the same seeds as one seed-stacked group (``seeds_mode=stacked``,
+   ``space.supernet.impl=reference``: every step of all seeds in one vmapped forward, nascli/search/stacked.py),
+   for ``--window`` seconds: each record's images/s is one seed's, so the device's total is n times it.
 
 Every run directory lives under ``<out>/runs`` and is resumable; the check stops runs, it never deletes them.
 """
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=90.0, help="seconds each search runs after its first epoch")
     parser.add_argument("--concurrent", type=int, default=4, help="searches sharing the device in part 4")
     parser.add_argument("--skip", nargs="*", default=[], choices=("speed", "nb201_search", "pc_darts_search",
-                                                                   "concurrent_nb201", "group_nb201"))
+                                                                   "concurrent_nb201", "group_nb201",
+                                                                   "stacked_nb201"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     limit = 120.0 + 3 * args.window  # start-up, data and one slow epoch included
@@ -178,9 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         ((records, ended),) = timed_searches([cmd], [root], args.window, limit, args.out / "group_nb201.log")
         report["group_nb201"] = {"seeds": args.concurrent, **summarize_search(records, ended, cmd)}
 
+    if "stacked_nb201" not in args.skip:
+        root = runs / "stacked_nb201"
+        seeds = ",".join(str(i) for i in range(args.concurrent))
+        cmd = nas_command("darts", "nb201", root, args.device, args.quick) + [
+            f"seeds=[{seeds}]", "seeds_mode=stacked", "space.supernet.impl=reference"]
+        ((records, ended),) = timed_searches([cmd], [root], args.window, limit, args.out / "stacked_nb201.log")
+        summary = summarize_search(records, ended, cmd)
+        per_seed = statistics.median(summary["images_per_s"]) if summary["images_per_s"] else None
+        report["stacked_nb201"] = {"seeds": args.concurrent, **summary,
+                                   "total_images_per_s": per_seed * args.concurrent if per_seed else None}
+
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    searches = [report[k] for k in ("nb201_search", "pc_darts_search", "group_nb201") if k in report]
+    searches = [report[k] for k in ("nb201_search", "pc_darts_search", "group_nb201", "stacked_nb201") if k in report]
     searches += report.get("concurrent_nb201", {}).get("rows", [])
     failed = [r["command"] for r in searches if r["ended"].startswith("failed")]
     for command in failed:
@@ -209,6 +225,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| group_nb201 seeds x{g['seeds']} (in turn) | {g['epochs_measured']} ({g['ended']}) | "
                      f"{g['median_epoch_s']:.1f} | | {statistics.median(g['images_per_s']):.0f} per epoch | "
                      f"{g['peak_memory_mb']:.0f} |")
+    st = report.get("stacked_nb201")
+    if st and st.get("images_per_s"):
+        lines.append(f"| stacked_nb201 seeds x{st['seeds']} (stacked, reference cells) | {st['epochs_measured']} "
+                     f"({st['ended']}) | {st['median_epoch_s']:.1f} | | {statistics.median(st['images_per_s']):.0f} "
+                     f"per seed, {st['total_images_per_s']:.0f} total | {st['peak_memory_mb']:.0f} |")
     for row in report.get("speed", {}).get("rows", []):
         lines.append(f"| speed {row['config']} {row['impl']} | | | | step {row.get('step_img_s') or float('nan'):.0f} | "
                      f"{1000 * float(row.get('peak_gb') or row.get('peak_rss_gb') or 0):.0f} |")
