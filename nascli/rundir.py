@@ -43,7 +43,7 @@ NON_SEMANTIC_KEYS = ("seed", "device", "out_root", "num_threads", "progress", "r
                      "paper",  # a preset's record of the published row: says what to compare with, changes no run
                      "export",  # nas evaluate's extra model files (onnx, torchscript): the trained network is the same
                      "logger",  # where the epoch records are also written (TensorBoard): watches, computes nothing
-                     "seeds_mode")  # a seed group's seeds in turns or stacked: the same searches (to float rounding)
+                     "seeds_mode")  # a seed group's seeds in turns or stacked: the same searches in another summation order
 
 
 #: top-level keys left out of the hash while null: ``nas search``'s ``seeds`` (a seed group, whose seeds each run

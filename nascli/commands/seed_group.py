@@ -20,8 +20,8 @@ nothing (no process start or data load per seed); docs/SPEED.md has the measurem
 
 ``seeds_mode`` (:func:`group_mode`): ``turns`` as above; ``stacked``, the seeds' epochs in lockstep with every
 step one stacked step of all of them (nascli/search/stacked.py: one vmapped forward for every seed, each seed's
-batches, hooks, components, records and checkpoints its own, in its turn of the generators; equal to the solo
-runs up to float rounding); ``auto`` (default), stacked on CUDA when the search can stack, else turns.
+batches, hooks, components, records and checkpoints its own, in its turn of the generators; each step equal
+to the solo step up to float rounding, which grows over a search); ``auto`` (default), stacked on CUDA when the search can stack, else turns.
 
 Refused with one line: duplicate seeds, and methods with a search flow of their own (GM-NAS's split tree)
 or tasks with their own loop (RL), which are separate runs per seed (``nas search -m seed=0,1,2,3``).

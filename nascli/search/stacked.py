@@ -15,8 +15,10 @@ step launches once for all S seeds (a convolution becomes one grouped convolutio
 seeds' work per launch. On CPU oneDNN runs the grouped convolution slower than S separate ones
 (docs/SPEED.md), so ``seeds_mode=auto`` stacks on CUDA only.
 
-Numerics: the grouped convolutions sum in another order than the solo ones, so a stacked seed equals its solo
-run to float rounding, not bit for bit (the tolerance is in tests/test_stacked.py).
+Numerics: the grouped convolutions sum in another order than the solo ones, so a stacked step equals the solo
+step to float rounding, not bit for bit (the tolerance is in tests/test_stacked.py). Over a search the
+differences grow (Adam normalises near-zero alpha gradients), as with a change of device: a stacked seed is its
+search in another summation order, not a replay of its solo run (docs/SPEED.md).
 
 What stacks (:func:`stack_problem`): an optimizer with an entry in :data:`STACKED_UPDATES` (its update rule
 restated for S seeds), a mixer that draws nothing in its forward (a sampled path or sampled weights per seed
