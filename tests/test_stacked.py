@@ -23,7 +23,7 @@ from nascli.search.builder import build_search
 from nascli.search.composition import check_search_config
 from nascli.search.stacked import STACKED_UPDATES, StackedForward, stack_problem
 from nascli.rng import seed_everything
-from helpers import assert_same_nested, compose_cfg, nas
+from helpers import assert_same_nested, compose_cfg, nas, result_line
 
 METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
 BASE = ["space.supernet.C=4", "space.supernet.N=1", "dataset.num_train=64", "dataset.num_test=32",
@@ -255,3 +255,42 @@ def test_seeds_mode_is_not_hashed(tmp_path):
     dirs = {mode: search_run_dir(seed_config(_cfg(tmp_path, f"seeds_mode={mode}"), 0)).path
             for mode in ("auto", "turns", "stacked")}
     assert len(set(dirs.values())) == 1
+
+
+def test_cli_stacked_group_prints_one_line_with_every_seed(tmp_path):
+    proc = nas("search", *BASE, "search.epochs=1", "seeds=[2,0]", f"out_root={tmp_path}")
+    line = result_line(proc)
+    assert line["status"] == "ok" and line["seeds"] == [2, 0] and [r["seed"] for r in line["runs"]] == [2, 0]
+    for run in line["runs"]:
+        assert json.loads((Path(run["run_dir"]) / "result.json").read_text()) == run
+        assert "seeds_mode: stacked" in (Path(run["run_dir"]) / "config.yaml").read_text()
+    assert "seed 2 epoch 1/1" in proc.stderr and "seed 0 epoch 1/1" in proc.stderr
+
+
+def test_a_diverged_seed_leaves_the_stack_and_the_others_finish(tmp_path, monkeypatch):
+    """Seed 1's weights turn NaN after the first step: its next loss is not finite, it stops with result.json
+    "diverged" at epoch 0 step 1, and seed 0 finishes with finite weights (the stacked backward keeps the
+    seeds' gradients apart), the rest of the epoch stacked alone, then in turns."""
+    import nascli.search.stacked as stacked
+
+    real, calls = stacked.stacked_step, [0]
+
+    def poisoning(name, opts, *args):
+        real(name, opts, *args)
+        calls[0] += 1
+        if calls[0] == 1:
+            with torch.no_grad():
+                opts[1].weights[0].fill_(float("nan"))
+
+    monkeypatch.setattr(stacked, "stacked_step", poisoning)
+    group = _group(tmp_path, [0, 1])
+    assert group["status"] == "diverged"
+    ok, bad = group["runs"]
+    assert ok["status"] == "ok" and bad["status"] == "diverged"
+    assert (bad["diverged_epoch"], bad["diverged_step"]) == (0, 1)
+    assert json.loads((Path(bad["run_dir"]) / "result.json").read_text()) == bad
+    state = torch.load(Path(ok["run_dir"]) / "checkpoint.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
+    # epoch 0's second step ran stacked with seed 0 alone; epoch 1 ran in turns (one seed left: nothing to stack)
+    assert calls[0] == 2
+    assert len((Path(ok["run_dir"]) / "metrics.jsonl").read_text().splitlines()) == 2
