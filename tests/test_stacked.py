@@ -294,3 +294,21 @@ def test_a_diverged_seed_leaves_the_stack_and_the_others_finish(tmp_path, monkey
     # epoch 0's second step ran stacked with seed 0 alone; epoch 1 ran in turns (one seed left: nothing to stack)
     assert calls[0] == 2
     assert len((Path(ok["run_dir"]) / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_seeds_out_of_step_after_a_crash_finish_in_turns(tmp_path, monkeypatch):
+    """The process dies while seed 0 writes its result after the last epoch, before seed 1 closed that epoch:
+    the rerun finds seed 0 done (result only, no step) and seed 1 an epoch behind, so the two no longer stand at
+    the same step and seed 1 finishes in turns; each seed keeps exactly its epochs' records."""
+    import nascli.search.stacked as stacked
+
+    finish = SearchSession.finish
+    monkeypatch.setattr(SearchSession, "finish", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        _group(tmp_path, [0, 1])
+    monkeypatch.setattr(SearchSession, "finish", finish)
+    monkeypatch.setattr(stacked, "stacked_step", lambda *a: pytest.fail("seeds out of step were stacked"))
+    group = _group(tmp_path, [0, 1])
+    assert group["status"] == "ok"
+    for run in group["runs"]:
+        assert len((Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()) == 2

@@ -193,13 +193,17 @@ def group_mode(cfg: DictConfig, todo: list[SeedTurn]) -> str:
 def run_stacked(cfg: DictConfig, running: list[SeedTurn]) -> list[SeedTurn]:
     """The seeds' epochs in lockstep, every step one stacked step of all of them (nascli/search/stacked.py);
     each seed's batches, hooks, components, records and checkpoints are its own, in its turn of the global
-    generators. A diverged seed leaves the stack. Returns the seeds still to run once they no longer stand at
-    the same epoch and step (a resumed group whose checkpoints differ, a component that rolled one back):
-    those finish in turns."""
+    generators. A diverged seed leaves the stack. Returns the seeds still to run or finish once they no longer
+    stand at the same epoch and step (a resumed group whose checkpoints differ, a component that rolled one
+    back, a seed that stopped early), or once one seed is left: those finish in turns."""
     from nascli.search.stacked import stacked_step
 
     name = str(cfg.optimizer.name)
-    while len(running) > 1 and len({(t.session.engine.epoch, t.session.engine.step) for t in running}) == 1:
+    def in_step() -> bool:  # two or more seeds with epochs left, all at the same epoch and step
+        positions = {(t.session.engine.epoch, t.session.engine.step) for t in running}
+        return len(running) > 1 and len(positions) == 1 and not any(t.session.done() for t in running)
+
+    while in_step():
         epoch = running[0].session.engine.epoch
         for t in running:
             with t.turn():
