@@ -25,8 +25,8 @@ markdown summary. The parts, each a subprocess of its own:
 5. ``group_nb201``: part 2 as one in-process seed group, ``seeds=[0..n-1]`` with n = ``--concurrent``
    (``nas search 'seeds=[...]'``: the seeds' epochs run in turn in one process), for ``--window`` seconds: its
    images/s per epoch against part 2's and part 4's total.
-6. ``stacked_nb201``: the same seeds as one seed-stacked group (``seeds_mode=stacked``,
-   ``space.supernet.impl=reference``: every step of all seeds in one vmapped forward, nascli/search/stacked.py),
+6. ``stacked_nb201``: the same seeds as one seed-stacked group (``seeds_mode=stacked``: every step of all seeds
+   in one vmapped forward, nascli/search/stacked.py; the NB201 fast cells run their NCHW path inside vmap),
    for ``--window`` seconds: each record's images/s is one seed's, so the device's total is n times it.
 
 Every run directory lives under ``<out>/runs`` and is resumable; the check stops runs, it never deletes them.
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         root = runs / "stacked_nb201"
         seeds = ",".join(str(i) for i in range(args.concurrent))
         cmd = nas_command("darts", "nb201", root, args.device, args.quick) + [
-            f"seeds=[{seeds}]", "seeds_mode=stacked", "space.supernet.impl=reference"]
+            f"seeds=[{seeds}]", "seeds_mode=stacked"]
         ((records, ended),) = timed_searches([cmd], [root], args.window, limit, args.out / "stacked_nb201.log")
         summary = summarize_search(records, ended, cmd)
         per_seed = statistics.median(summary["images_per_s"]) if summary["images_per_s"] else None
@@ -227,7 +227,7 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{g['peak_memory_mb']:.0f} |")
     st = report.get("stacked_nb201")
     if st and st.get("images_per_s"):
-        lines.append(f"| stacked_nb201 seeds x{st['seeds']} (stacked, reference cells) | {st['epochs_measured']} "
+        lines.append(f"| stacked_nb201 seeds x{st['seeds']} (stacked) | {st['epochs_measured']} "
                      f"({st['ended']}) | {st['median_epoch_s']:.1f} | | {statistics.median(st['images_per_s']):.0f} "
                      f"per seed, {st['total_images_per_s']:.0f} total | {st['peak_memory_mb']:.0f} |")
     for row in report.get("speed", {}).get("rows", []):

@@ -252,9 +252,9 @@ def test_gpu_check_quick_times_every_search_part(tmp_path):
     group = report["group_nb201"]  # part 5: the in-process seed group (seeds 0 and 1 in turn)
     assert group["seeds"] == 2 and "seeds=[0,1]" in group["command"] and group["ended"] in ("finished", "stopped")
     assert 1 <= group["epochs_measured"] <= 6
-    stacked = report["stacked_nb201"]  # part 6: the same seeds stacked (reference cells, one vmapped forward)
+    stacked = report["stacked_nb201"]  # part 6: the same seeds stacked (one vmapped forward)
     assert stacked["seeds"] == 2 and stacked["ended"] in ("finished", "stopped"), stacked
-    assert "seeds_mode=stacked" in stacked["command"] and "space.supernet.impl=reference" in stacked["command"]
+    assert "seeds_mode=stacked" in stacked["command"] and "seeds=[0,1]" in stacked["command"]
     assert stacked["total_images_per_s"] == pytest.approx(2 * statistics.median(stacked["images_per_s"]))
     for row in searches:
         assert row["ended"] in ("finished", "stopped"), row
@@ -267,4 +267,4 @@ def test_gpu_check_quick_times_every_search_part(tmp_path):
     assert [r["command"].split("seed=")[1].split()[0] for r in report["concurrent_nb201"]["rows"]] == ["0", "1"]
     assert "| nb201_search |" in proc.stdout and "| concurrent_nb201 x2 |" in proc.stdout
     assert "| group_nb201 seeds x2 (in turn) |" in proc.stdout
-    assert "| stacked_nb201 seeds x2 (stacked, reference cells) |" in proc.stdout
+    assert "| stacked_nb201 seeds x2 (stacked) |" in proc.stdout

@@ -108,9 +108,9 @@ def _solo(out: Path, seed: int, *extra: str) -> Path:
 
 
 # ---------------------------------------------------------------- the stacked forward
-@pytest.mark.parametrize("space", ["nb201", "darts"])
-def test_stacked_forward_gives_each_seed_its_outputs_statistics_and_gradients(space):
-    base = DARTS_BASE if space == "darts" else BASE
+@pytest.mark.parametrize("space,impl", [("nb201", "reference"), ("nb201", "fast"), ("darts", "reference")])
+def test_stacked_forward_gives_each_seed_its_outputs_statistics_and_gradients(space, impl):
+    base = (DARTS_BASE if space == "darts" else BASE) + [f"space.supernet.impl={impl}"]
     nets, solo = _nets(3, "method=pc_darts", base=base), _nets(3, "method=pc_darts", base=base)
     xs = [torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(3)]
     out = StackedForward(nets)(xs)
@@ -182,6 +182,18 @@ def test_each_stacked_seed_equals_its_solo_run_or_the_method_is_refused(tmp_path
                             f"seed {seed}")
 
 
+@pytest.mark.parametrize("method", ["darts", "pc_darts"])
+def test_stacked_nb201_fast_cells_equal_their_solo_runs(tmp_path, method):
+    """The default NB201 cells stacked: inside vmap they run their NCHW path (the wide conv, avg_pool2d, the
+    plain shuffle), outside it the channels-last one; each seed within the tolerance of its solo run."""
+    extra = (f"method={method}", "space.supernet.impl=fast")
+    group = _group(tmp_path / "group", [0, 1], *extra)
+    for seed, run in zip((0, 1), group["runs"]):
+        solo_dir = _solo(tmp_path / "solo", seed, *extra)
+        assert_close_nested(_outputs(Path(run["run_dir"]), tmp_path / "group"), _outputs(solo_dir, tmp_path / "solo"),
+                            f"seed {seed}")
+
+
 def test_interrupted_stacked_group_resumes_to_the_uninterrupted_group_bit_for_bit(tmp_path, monkeypatch):
     import nascli.search.stacked as stacked
 
@@ -209,21 +221,28 @@ def test_interrupted_stacked_group_resumes_to_the_uninterrupted_group_bit_for_bi
 
 
 # ---------------------------------------------------------------- the mode
-def _todo(device: str, *extra: str) -> list:
-    net = _nets(1, *extra)[0]
+def _todo(device: str, *extra: str, base: list[str] = BASE) -> list:
+    net = _nets(1, *extra, base=base)[0]
     return [SimpleNamespace(session=SimpleNamespace(supernet=net, device=torch.device(device)))] * 2
 
 
 @pytest.mark.parametrize("mode,device,impl,expected", [
     ("auto", "cpu", "reference", "turns"),  # oneDNN's grouped convolutions: slower than turns on CPU
     ("auto", "cuda", "reference", "stacked"),
-    ("auto", "cuda", "fast", "turns"),  # the fast cells cannot run under vmap
+    ("auto", "cuda", "fast", "turns"),  # the DARTS fast cells cannot run under vmap
     ("turns", "cuda", "reference", "turns"),
     ("stacked", "cpu", "reference", "stacked"),
 ])
 def test_group_mode(mode, device, impl, expected):
-    cfg = _cfg(Path("unused"), f"seeds_mode={mode}", f"space.supernet.impl={impl}")
-    assert group_mode(cfg, _todo(device, f"space.supernet.impl={impl}")) == expected
+    cfg = _cfg(Path("unused"), f"seeds_mode={mode}", f"space.supernet.impl={impl}", base=DARTS_BASE)
+    assert group_mode(cfg, _todo(device, f"space.supernet.impl={impl}", base=DARTS_BASE)) == expected
+
+
+def test_nb201_fast_cells_stack():
+    """The NB201 fast cells run under vmap (their layout queries answer NCHW there), so auto stacks the
+    default NB201 search on CUDA."""
+    cfg = _cfg(Path("unused"), "seeds_mode=auto", "space.supernet.impl=fast")
+    assert group_mode(cfg, _todo("cuda", "space.supernet.impl=fast")) == "stacked"
 
 
 def test_one_seed_left_runs_in_turns():
@@ -231,8 +250,9 @@ def test_one_seed_left_runs_in_turns():
     assert group_mode(cfg, _todo("cuda")[:1]) == "turns"
 
 
-def test_cli_stacked_with_the_fast_cells_is_one_line_and_writes_nothing(tmp_path):
-    proc = nas("search", *BASE, "space.supernet.impl=fast", "seeds=[0,1]", f"out_root={tmp_path}", check=False)
+def test_cli_stacked_with_the_darts_fast_cells_is_one_line_and_writes_nothing(tmp_path):
+    proc = nas("search", *DARTS_BASE, "space.supernet.impl=fast", "seeds=[0,1]", f"out_root={tmp_path}",
+               check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "set space.supernet.impl=reference" in lines[0], proc.stderr

@@ -23,8 +23,9 @@ search in another summation order, not a replay of its solo run (docs/SPEED.md).
 What stacks (:func:`stack_problem`): an optimizer with an entry in :data:`STACKED_UPDATES` (its update rule
 restated for S seeds), a mixer that draws nothing in its forward (a sampled path or sampled weights per seed
 would need each seed's generator inside the vmapped call), and a supernet whose cells run under vmap
-(``Supernet.runs_under_vmap``: the reference cells). Everything a seed does outside the stacked forward (its
-step hooks, components, data streams) runs per seed, in the seed's turn of the global generators, as solo.
+(``Supernet.runs_under_vmap``: the reference cells and the NB201 fast cells). Everything a seed does outside
+the stacked forward (its step hooks, components, data streams) runs per seed, in the seed's turn of the global
+generators, as solo.
 """
 from __future__ import annotations
 

@@ -4,16 +4,29 @@ from __future__ import annotations
 import torch
 
 
-def is_channels_last(x: torch.Tensor) -> bool:
-    """A 4-d tensor stored channels-last (and not also NCHW-contiguous, as 1-channel or 1x1 ones are).
-    False inside ``torch.func.vmap`` (a seed-stacked supernet, nascli/search/stacked.py): there a tensor is a
-    view of a stacked one, whose layout vmap chooses, and torch 2.13 cannot answer the channels-last query."""
-    if x.dim() != 4 or x.is_contiguous():
-        return False
+def stored_channels_last(x: torch.Tensor) -> bool:
+    """``x.is_contiguous(memory_format=torch.channels_last)``; False inside ``torch.func.vmap`` (a seed-stacked
+    supernet, nascli/search/stacked.py), where torch 2.13 cannot answer that query: there a tensor is a view of
+    a stacked one, whose layout vmap chooses."""
     try:
         return x.is_contiguous(memory_format=torch.channels_last)
     except RuntimeError:  # "NYI: querying is_contiguous inside of vmap for memory_format other than ..."
         return False
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-d tensor stored channels-last (and not also NCHW-contiguous, as 1-channel or 1x1 ones are); False
+    inside ``torch.func.vmap`` (:func:`stored_channels_last`)."""
+    return x.dim() == 4 and not x.is_contiguous() and stored_channels_last(x)
+
+
+def in_memory_format(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``x.contiguous(memory_format=memory_format)``; ``x`` itself inside ``torch.func.vmap``, where torch 2.13
+    cannot change a layout (the stacked tensor's layout is vmap's)."""
+    try:
+        return x.contiguous(memory_format=memory_format)
+    except RuntimeError:  # the same NYI as in stored_channels_last
+        return x
 
 
 class _Relayout(torch.autograd.Function):

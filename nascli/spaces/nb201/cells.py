@@ -25,6 +25,7 @@ from nascli.spaces.edge import CellEdges, EdgeParts, EdgePartSpec, EdgeWeights, 
 from nascli.spaces.nb201.arch import NB201_EDGES, NB201_OPS, NUM_NODES
 from nascli.spaces.nb201.ops import op_module
 from nascli.spaces import pooling
+from nascli.spaces.layout import stored_channels_last
 
 OP_INDEX = {name: k for k, name in enumerate(NB201_OPS)}
 NONE = OP_INDEX["none"]
@@ -63,6 +64,9 @@ class FastSearchCell(_SearchCellBase):
     #: the layout the supernet gives this cell's input (and so every tensor of the network): NHWC, where
     #: oneDNN's CPU conv backward is several times faster than NCHW (docs/SPEED.md)
     memory_format = torch.channels_last
+    #: runs under torch.func.vmap (a seed-stacked group, nascli/search/stacked.py): there the layout queries
+    #: answer NCHW (nascli/spaces/layout.py), so the wide conv, the pooling kernel and the plain shuffle run
+    runs_under_vmap = True
 
     def __init__(self, C: int, edge_parts: Sequence[EdgePartSpec] = (), track_running_stats: bool = True):
         super().__init__(C, edge_parts, track_running_stats)
@@ -94,7 +98,7 @@ class FastSearchCell(_SearchCellBase):
         norm = (self.bn1 if kind == "nor_conv_1x1" else self.bn3)[src]
         c = self.c_op
         use_batch, factor = count_batch(norm)  # once per forward, as the wide nn.BatchNorm2d counts
-        if len(locals_) == n_out and not xr.is_contiguous(memory_format=torch.channels_last):
+        if len(locals_) == n_out and not stored_channels_last(xr):  # (inside vmap: the wide conv)
             y = F.batch_norm(conv(xr), norm.running_mean, norm.running_var, scale.repeat_interleave(c), None,
                              use_batch, factor, norm.eps)
             return {k: y[:, k * c:(k + 1) * c] for k in locals_}

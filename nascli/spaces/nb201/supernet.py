@@ -11,6 +11,7 @@ from torch import nn
 
 from nascli.spaces.base import Supernet
 from nascli.spaces.edge import EdgePartSpec
+from nascli.spaces.layout import in_memory_format
 from nascli.spaces.nb201.cells import FastSearchCell, ReferenceSearchCell
 from nascli.spaces.nb201.ops import MacroNetwork
 
@@ -33,7 +34,7 @@ class NB201Supernet(Supernet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.mixer.edge_weights("cell")
         if self.cell_cls.memory_format is not None:
-            x = x.contiguous(memory_format=self.cell_cls.memory_format)
+            x = in_memory_format(x, self.cell_cls.memory_format)  # the input as it is inside vmap (stacked seeds)
         x = self.net.stem(x)
         for cell in self.net.cells:
             x = cell(x, w) if isinstance(cell, (FastSearchCell, ReferenceSearchCell)) else cell(x)
