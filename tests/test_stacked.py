@@ -112,7 +112,8 @@ def _solo(out: Path, seed: int, *extra: str) -> Path:
 def test_stacked_forward_gives_each_seed_its_outputs_statistics_and_gradients(space, impl):
     base = (DARTS_BASE if space == "darts" else BASE) + [f"space.supernet.impl={impl}"]
     nets, solo = _nets(3, "method=pc_darts", base=base), _nets(3, "method=pc_darts", base=base)
-    xs = [torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+    # 16x16: the fast cells' CPU pooling dispatch (depthwise sum from 16x16 pixels) is asked inside vmap too
+    xs = [torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(s)) for s in range(3)]
     out = StackedForward(nets)(xs)
     assert out.shape == (3, 4, 10)
     (out ** 2).sum().backward()

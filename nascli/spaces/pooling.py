@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nascli.spaces.layout import stored_channels_last
+
 
 def inverse_window_count(height: int, width: int, stride: int, like: torch.Tensor) -> torch.Tensor:
     """1 / count of the 3x3, padding-1 windows of a ``height`` x ``width`` image at ``stride``, shape (1, 1, H', W')."""
@@ -33,7 +35,7 @@ def uses_depthwise_sum(x: torch.Tensor, stride: int) -> bool:
     """Whether :func:`avg_pool_3x3` computes ``x`` as a depthwise sum: a 4-d channels-last CPU tensor of at least
     :data:`MIN_PIXELS` pixels per image, at stride 1."""
     return (x.device.type == "cpu" and x.dim() == 4 and stride == 1 and x.shape[2] * x.shape[3] >= MIN_PIXELS
-            and x.is_contiguous(memory_format=torch.channels_last))
+            and stored_channels_last(x))  # (False inside vmap: a seed-stacked supernet pools with avg_pool2d)
 
 
 def depthwise_sum_avg_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
