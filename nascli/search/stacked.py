@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+
 import torch
 
 from nascli.device import autocast, frozen
