@@ -11,6 +11,7 @@ from nascli.commands.common import console, emit_result, set_threads
 from nascli.commands.run import RunDir, seed_everything
 from nascli.commands.seed_group import group_seeds, search_seed_group
 from nascli.device import resolve_device
+from nascli.errors import DivergedError
 from nascli.logger import observing
 from nascli.logger.session import check_logger, run_observers
 from nascli.profile import peak_memory_bytes
@@ -184,6 +185,13 @@ class SearchSession:
         return result
 
 
+def record_search_divergence(run: RunDir, cfg: DictConfig, exc: DivergedError) -> dict[str, Any]:
+    """result.json "diverged" for the search of ``cfg`` (one seed's config) in ``run``; returned."""
+    return run.record_divergence(exc, {"command": "search", "space": str(cfg.space.name),
+                                       "dataset": str(cfg.dataset.name), "method": str(cfg.method.name),
+                                       "seed": int(cfg.seed)})
+
+
 def search(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg)
     composition = check_search_config(cfg)  # unknown keys, impossible combinations: one line, nothing written
@@ -192,7 +200,6 @@ def search(cfg: DictConfig) -> dict[str, Any]:
     if seeds is not None:  # several seeds in this process, each in its solo run directory
         return search_seed_group(cfg, composition, seeds)
     session_run = search_run_dir(cfg)
-    from nascli.errors import DivergedError
     if composition.flow is not None and session_run.finished_result() is None:
         from nascli.search.few_shot.flow import flow_node, run_flow_node
         if flow_node(cfg) is not None:  # one node of a split tree as its own job: the node's lock, not the run's
@@ -214,9 +221,7 @@ def search(cfg: DictConfig) -> dict[str, Any]:
             else:
                 result = SearchSession(cfg, session_run, composition).execute()
         except DivergedError as exc:  # result.json says diverged; the last good checkpoint stays
-            emit_result(session_run.record_divergence(exc, {
-                "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
-                "method": str(cfg.method.name), "seed": int(cfg.seed)}))
+            emit_result(record_search_divergence(session_run, cfg, exc))
             raise
     emit_result(result)
     return result

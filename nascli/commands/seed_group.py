@@ -162,7 +162,7 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
                         if t.session.done():  # a finished seed writes its result at once, not at the group's end
                             t.result = t.session.finish()
                 except DivergedError as exc:  # this seed stops with result.json "diverged"; the others go on
-                    t.result = _record_divergence(cfg, t, exc)
+                    t.result = _record_divergence(t, exc)
                 if t.result is not None:
                     running.remove(t)
     return group_result(cfg, turns)
@@ -245,14 +245,15 @@ def _diverged_leaves(cfg: DictConfig, t: SeedTurn, live: list[SeedTurn]):
     try:
         yield
     except DivergedError as exc:
-        t.result = _record_divergence(cfg, t, exc)
+        t.result = _record_divergence(t, exc)
         live.remove(t)
 
 
-def _record_divergence(cfg: DictConfig, t: SeedTurn, exc: DivergedError) -> dict[str, Any]:
-    result = t.run.record_divergence(exc, {
-        "command": "search", "space": str(cfg.space.name), "dataset": str(cfg.dataset.name),
-        "method": str(cfg.method.name), "seed": t.seed})
+def _record_divergence(t: SeedTurn, exc: DivergedError) -> dict[str, Any]:
+    """Seed ``t``'s result.json "diverged" (as its solo run writes it), said on the console; returned."""
+    from nascli.commands.search import record_search_divergence
+
+    result = record_search_divergence(t.run, t.cfg, exc)
     console.print(f"seed {t.seed}: {exc}")
     return result
 
