@@ -155,15 +155,12 @@ def run_seed_group(cfg: DictConfig, composition: Composition, seeds: list[int]) 
             running = run_stacked(cfg, running)  # what is left when the seeds stop being in step
         while running:
             for t in list(running):
-                try:
-                    with t.turn():
-                        if not t.session.done():
-                            t.session.advance()
-                        if t.session.done():  # a finished seed writes its result at once, not at the group's end
-                            t.result = t.session.finish()
-                except DivergedError as exc:  # this seed stops with result.json "diverged"; the others go on
-                    t.result = _record_divergence(t, exc)
-                if t.result is not None:
+                with _turn_or_leave(t, running):  # a diverged seed stops with result.json "diverged"
+                    if not t.session.done():
+                        t.session.advance()
+                    if t.session.done():  # a finished seed writes its result at once, not at the group's end
+                        t.result = t.session.finish()
+                if t.result is not None and t in running:
                     running.remove(t)
     return group_result(cfg, turns)
 
@@ -199,6 +196,7 @@ def run_stacked(cfg: DictConfig, running: list[SeedTurn]) -> list[SeedTurn]:
     from nascli.search.stacked import stacked_step
 
     name = str(cfg.optimizer.name)
+
     def in_step() -> bool:  # two or more seeds with epochs left, all at the same epoch and step
         positions = {(t.session.engine.epoch, t.session.engine.step) for t in running}
         return len(running) > 1 and len(positions) == 1 and not any(t.session.done() for t in running)
@@ -218,44 +216,36 @@ def run_stacked(cfg: DictConfig, running: list[SeedTurn]) -> list[SeedTurn]:
             stacked_step(name, [t.session.optimizer for t in live], [b[0] for b in batches],
                          [b[1] for b in batches], [t.turn for t in live])
             for t, (train_batch, arch_batch) in zip(list(live), batches):
-                with _diverged_leaves(cfg, t, live):
-                    with t.turn():
-                        t.session.engine.close_step(train_batch, arch_batch, t.session.checkpoint,
-                                                    t.session.checkpoint_every)
+                with _turn_or_leave(t, live):
+                    t.session.engine.close_step(train_batch, arch_batch, t.session.checkpoint,
+                                                t.session.checkpoint_every)
         timings = {}
         for t in list(live):  # every seed's clock stops at the end of the shared steps
-            with _diverged_leaves(cfg, t, live):
-                with t.turn():
-                    timings[t.seed] = t.session.engine.close_steps()
+            with _turn_or_leave(t, live):
+                timings[t.seed] = t.session.engine.close_steps()
         for t in list(live):
-            with _diverged_leaves(cfg, t, live):
-                with t.turn():
-                    began = time.perf_counter() - timings[t.seed]["epoch_time_s"]  # its own records count, not the others'
-                    t.session.close_epoch(epoch, timings[t.seed], began)
-                    if t.session.done():  # a finished seed writes its result at once
-                        t.result = t.session.finish()
+            with _turn_or_leave(t, live):
+                began = time.perf_counter() - timings[t.seed]["epoch_time_s"]  # its own records count, not the others'
+                t.session.close_epoch(epoch, timings[t.seed], began)
+                if t.session.done():  # a finished seed writes its result at once
+                    t.result = t.session.finish()
         running = [t for t in live if t.result is None]
     return running
 
 
 @contextlib.contextmanager
-def _diverged_leaves(cfg: DictConfig, t: SeedTurn, live: list[SeedTurn]):
-    """A :class:`DivergedError` of seed ``t`` in the block records its divergence (result.json "diverged")
-    and takes it out of ``live``; the other seeds go on."""
+def _turn_or_leave(t: SeedTurn, live: list[SeedTurn]):
+    """The block in seed ``t``'s turn of the generators; a :class:`DivergedError` in it records the seed's
+    divergence (result.json "diverged") and takes it out of ``live``; the other seeds go on."""
     try:
-        yield
+        with t.turn():
+            yield
     except DivergedError as exc:
-        t.result = _record_divergence(t, exc)
+        from nascli.commands.search import record_search_divergence
+
+        t.result = record_search_divergence(t.run, t.cfg, exc)  # as its solo run writes it
+        console.print(f"seed {t.seed}: {exc}")
         live.remove(t)
-
-
-def _record_divergence(t: SeedTurn, exc: DivergedError) -> dict[str, Any]:
-    """Seed ``t``'s result.json "diverged" (as its solo run writes it), said on the console; returned."""
-    from nascli.commands.search import record_search_divergence
-
-    result = record_search_divergence(t.run, t.cfg, exc)
-    console.print(f"seed {t.seed}: {exc}")
-    return result
 
 
 def group_result(cfg: DictConfig, turns: list[SeedTurn]) -> dict[str, Any]:
