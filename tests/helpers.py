@@ -114,19 +114,28 @@ def assert_same_state(a: dict, b: dict, prefixes=("mixer.",)) -> None:
         assert torch.equal(a["supernet"][k], b["supernet"][k]), k
 
 
-def assert_same_nested(a, b, where: str = "state") -> None:
+def assert_same_nested(a, b, where: str = "state", *, rtol: float = 0.0, atol: float = 0.0) -> None:
     """Bitwise-equal nested states (tensors of the same dtype, dicts with the same keys, lists, plain values);
-    the message names the first differing path, e.g. ``checkpoint.optimizer.w_opt.state``."""
+    the message names the first differing path, e.g. ``checkpoint.optimizer.w_opt.state``. With ``rtol`` or
+    ``atol``, floating-point tensors and floats need only agree within them (NaN equal to NaN); everything else
+    (integer tensors such as generator states, strings) still exactly."""
+    close = bool(rtol or atol)
     assert type(a) is type(b), where
     if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        if close and a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=where)
+        else:
+            assert torch.equal(a, b), where
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:
-            assert_same_nested(a[k], b[k], f"{where}.{k}")
+            assert_same_nested(a[k], b[k], f"{where}.{k}", rtol=rtol, atol=atol)
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_nested(x, y, f"{where}[{i}]")
+            assert_same_nested(x, y, f"{where}[{i}]", rtol=rtol, atol=atol)
+    elif close and isinstance(a, float):
+        assert a == pytest.approx(b, rel=rtol, abs=atol, nan_ok=True), where
     else:
         assert a == b, where

@@ -59,25 +59,7 @@ def _nets(n: int, *extra: str, base: list[str] = BASE) -> list[torch.nn.Module]:
 def assert_close_nested(a, b, where: str = "state") -> None:
     """Nested states equal up to float rounding: floating tensors and floats within (RTOL, ATOL), everything
     else (integer tensors such as generator states, strings, the derived arch) exactly."""
-    assert type(a) is type(b), where
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape, where
-        if a.is_floating_point():
-            torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL, msg=where)
-        else:
-            assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_close_nested(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close_nested(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, rel=RTOL, abs=ATOL, nan_ok=True), where
-    else:
-        assert a == b, where
+    assert_same_nested(a, b, where, rtol=RTOL, atol=ATOL)
 
 
 def _untimed(record: dict) -> dict:
