@@ -66,14 +66,16 @@ class StackedForward:
     def __init__(self, nets: Sequence[torch.nn.Module]):
         self.nets = list(nets)
         self.template = self.nets[0]  # its modules run; its tensors are swapped for the stacks
+        # named once per step (a step's forwards see the same tensors; their values change in place)
+        self.params = [dict(n.named_parameters()) for n in self.nets]
+        self.buffers = [dict(n.named_buffers()) for n in self.nets]
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
         """The seeds' outputs stacked on dim 0: ``out[s] = nets[s](xs[s])`` up to float rounding; the seeds'
         BatchNorm running statistics are updated as their own forwards would."""
         from torch.func import functional_call, vmap
 
-        params = [dict(n.named_parameters()) for n in self.nets]
-        buffers = [dict(n.named_buffers()) for n in self.nets]
+        params, buffers = self.params, self.buffers
         stacked_params = {k: torch.stack([p[k] for p in params]) for k in params[0]}
         with torch.no_grad():
             stacked_buffers = {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]}
