@@ -8,6 +8,7 @@ for bit.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,13 +17,13 @@ import pytest
 import torch
 
 from nascli.commands.search import SearchSession, search_run_dir
-from nascli.commands.seed_group import group_mode, run_seed_group, seed_config
+from nascli.commands.seed_group import SeedTurn, group_mode, run_seed_group, seed_config
 from nascli.errors import IncompatibleError, NasError
 from nascli.paths import CONF_DIR
 from nascli.search.builder import build_search
 from nascli.search.composition import check_search_config
-from nascli.search.stacked import STACKED_UPDATES, StackedForward, stack_problem
-from nascli.rng import seed_everything
+from nascli.search.stacked import STACKED_UPDATES, StackedForward, stack_problem, stacked_step
+from nascli.rng import capture_rng_state, seed_everything
 from helpers import assert_same_nested, compose_cfg, nas, result_line
 
 METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
@@ -304,3 +305,60 @@ def test_seeds_out_of_step_after_a_crash_finish_in_turns(tmp_path, monkeypatch):
     assert group["status"] == "ok"
     for run in group["runs"]:
         assert len((Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+# ---------------------------------------------------------------- the composition matrix, stacked
+def _matrix_params():
+    """Every method x optimizer that composes (tests/test_composition.py's documented refusals left out), on
+    NB201 (default cells) and, under -m slow, the DARTS space's reference cells."""
+    from test_composition import METHODS as ALL_METHODS, OPTIMIZERS, REFUSED
+
+    out = []
+    for method, optimizer in itertools.product(ALL_METHODS, OPTIMIZERS):
+        if (method, optimizer) in REFUSED:
+            continue
+        out.append(pytest.param(method, optimizer, "nb201"))
+        out.append(pytest.param(method, optimizer, "darts", marks=pytest.mark.slow))
+    return out
+
+
+@pytest.mark.parametrize("method,optimizer,space", _matrix_params())
+def test_every_composition_steps_stacked_or_says_why(method, optimizer, space):
+    """One stacked step of two seeds equals each seed's solo step within the tolerance, or stack_problem says
+    in one line why this search cannot stack (and it is one of the documented reasons)."""
+    from test_composition import _cfg as composition_cfg
+
+    cfg = composition_cfg(method, optimizer, space)
+    cfg.search.cutout = 0  # as in BASE: a 16-pixel cutout blanks these 8-pixel images
+    if space == "darts":
+        cfg.space.supernet.impl = "reference"
+    turns = []
+    for seed in (0, 1):  # each seed built from its own generators, then stepped in its own turn of them
+        seed_everything(seed)
+        turn = SeedTurn(seed, cfg, None, session=build_search(cfg, torch.device("cpu")))
+        turn.rng = capture_rng_state()
+        turns.append(turn)
+    problem = stack_problem(optimizer, turns[0].session.supernet)
+    if problem is not None:
+        assert "\n" not in problem and any(words in problem for words in (
+            "has no stacked update", "samples in every forward", "cannot run under torch.func.vmap")), problem
+        return
+    assert optimizer in STACKED_UPDATES
+    solo = []
+    for seed in (0, 1):  # the solo runs: one step each (DATA: one step per epoch)
+        seed_everything(seed)
+        solo.append(build_search(cfg, torch.device("cpu")))
+        solo[-1].engine.start_epoch(0)
+        solo[-1].engine.run_epoch()
+    for t in turns:
+        with t.turn():
+            t.session.engine.start_epoch(0)
+            t.session.engine.open_steps()
+    batches = []
+    for t in turns:
+        with t.turn():
+            batches.append(t.session.engine.next_batches())
+    stacked_step(optimizer, [t.session.optimizer for t in turns], [b[0] for b in batches], [b[1] for b in batches],
+                 [t.turn for t in turns])
+    for t, s in zip(turns, solo):
+        assert_close_nested(t.session.supernet.state_dict(), s.supernet.state_dict(), f"seed {t.seed}")
