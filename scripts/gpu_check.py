@@ -84,15 +84,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def timed_searches(commands: list[list[str]], roots: list[Path], window: float, limit: float,
                    log: Path) -> list[tuple[list[dict[str, Any]], str]]:
-    """Start every command at once; stop each ``window`` s after the first epoch of any of them finished (or
-    at its natural end, or at ``limit`` s). Returns each run's metrics records and how it ended: ``finished``,
-    ``stopped`` (by this check) or ``failed (exit N)``."""
+    """Start every command at once; stop them ``window`` s after every one of them has finished its first epoch
+    (or ended), or at their natural end, or at ``limit`` s. Returns each run's metrics records and how it
+    ended: ``finished``, ``stopped`` (by this check) or ``failed (exit N)``."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("w") as out:
         procs = [subprocess.Popen(c, stdout=out, stderr=subprocess.STDOUT, env=env) for c in commands]
         began, first = time.monotonic(), None
         while any(p.poll() is None for p in procs) and time.monotonic() - began < limit:
-            if first is None and any(_metrics(r) for r in roots):
+            # every run measured at least one epoch: a slower one is not stopped before its first record
+            if first is None and all(p.poll() is not None or _metrics(r) for p, r in zip(procs, roots)):
                 first = time.monotonic()
             if first is not None and time.monotonic() - first >= window:
                 break
